@@ -1,0 +1,139 @@
+"""The node image: built offline from Debian packages, tagged by a hash of its recipe.
+
+No container registry is reachable on the machines this runs on, so the default image is a
+root filesystem made by mmdebstrap from Debian's package archive and imported through the
+podman API. Its tag is a hash of the recipe: it is built once and reused until the recipe
+changes. Users with a registry can pass any image with the tools in REQUIRED_TOOLS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import podman
+import podman.errors
+
+from .errors import PreflightError
+
+REPOSITORY = "localhost/vlanlb-node"
+
+#: What each role runs, as the workshop does: command -> package that provides it (apk name).
+REQUIRED_TOOLS: dict[str, dict[str, str]] = {
+    "router": {"ip": "iproute2", "iptables": "iptables", "ping": "iputils"},
+    "client": {"ip": "iproute2", "ping": "iputils", "curl": "curl"},
+    "pod": {"ip": "iproute2", "ping": "iputils", "nc": "busybox-extras", "awk": "busybox"},
+}
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    suite: str = "bookworm"
+    variant: str = "apt"
+    packages: tuple[str, ...] = ("iproute2", "iptables", "curl", "iputils-ping", "busybox")
+    # busybox's nc behaves as alpine's (the workshop's `nc -l -p 80` loop); `sh` stays dash,
+    # so the plugin runs busybox sh explicitly where `echo -e` matters.
+    hooks: tuple[str, ...] = ('ln -sf /bin/busybox "$1/usr/local/bin/nc"',)
+    dpkg_excludes: tuple[str, ...] = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*")
+    cmd: tuple[str, ...] = ("sleep", "infinity")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def tag(self) -> str:
+        return f"{REPOSITORY}:{self.digest}"
+
+    def mmdebstrap_command(self, output: Path) -> list[str]:
+        command = [
+            "mmdebstrap",
+            f"--variant={self.variant}",
+            f"--include={','.join(self.packages)}",
+        ]
+        command += [f"--dpkgopt=path-exclude={pattern}" for pattern in self.dpkg_excludes]
+        command += [f"--customize-hook={hook}" for hook in self.hooks]
+        command += [self.suite, str(output)]
+        return command
+
+
+Progress = Callable[[str], None]
+
+
+def ensure_image(
+    client: podman.PodmanClient, recipe: ImageRecipe, progress: Progress = print
+) -> str:
+    """The recipe's image tag, building and importing it first if it is not there yet."""
+    if client.images.exists(recipe.tag):
+        return recipe.tag
+    if shutil.which("mmdebstrap") is None:
+        raise PreflightError(
+            f"the node image {recipe.tag} is not built and mmdebstrap is missing: run "
+            "scripts/setup (or `apt-get install mmdebstrap`), or pass --vlanlb-image"
+        )
+    with tempfile.TemporaryDirectory(prefix="vlanlb-image-") as tmp:
+        rootfs = Path(tmp) / "rootfs.tar"
+        progress(f"building node image {recipe.tag} from Debian {recipe.suite} packages")
+        command = recipe.mmdebstrap_command(rootfs)
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            tail: list[str] = []
+            assert process.stdout is not None
+            for line in process.stdout:
+                line = line.rstrip()
+                tail = [*tail[-30:], line]
+                if line.startswith(("I:", "W:", "E:")):
+                    progress(f"  {line}")
+        if process.returncode != 0:
+            raise PreflightError(
+                "building the node image failed (mmdebstrap exit "
+                f"{process.returncode}); its last lines:\n" + "\n".join(tail)
+            )
+        progress(f"importing {rootfs.stat().st_size // 2**20} MiB root filesystem into podman")
+        import_rootfs(client, rootfs, recipe.tag, recipe.cmd)
+    _remove_stale_builds(client, recipe.tag, progress)
+    progress(f"node image {recipe.tag} ready")
+    return recipe.tag
+
+
+def _remove_stale_builds(client: podman.PodmanClient, current: str, progress: Progress) -> None:
+    """Images of older recipes are never used again: free their space."""
+    for image in client.images.list(filters={"reference": REPOSITORY}):
+        for tag in image.tags:
+            if tag.startswith(f"{REPOSITORY}:") and tag != current:
+                with contextlib.suppress(podman.errors.APIError):
+                    client.images.remove(tag)
+                    progress(f"removed image {tag} of an older recipe")
+
+
+def import_rootfs(
+    client: podman.PodmanClient, rootfs: Path, tag: str, cmd: tuple[str, ...]
+) -> None:
+    # podman-py has no wrapper for /images/import; the libpod endpoint takes the tar as body.
+    with rootfs.open("rb") as body:
+        response = client.api.post(
+            "/images/import",
+            params={"reference": tag, "changes": [f"CMD {json.dumps(list(cmd))}"]},
+            data=body,
+            headers={"Content-Type": "application/x-tar"},
+        )
+    if response.status_code != 200:
+        raise PreflightError(f"importing the node image failed: {response.text.strip()}")
+
+
+def require_image(client: podman.PodmanClient, reference: str) -> str:
+    if not client.images.exists(reference):
+        raise PreflightError(
+            f"image {reference!r} is not in podman's store and no registry can be reached "
+            f"here: `podman pull {reference}` where a registry answers, or drop --vlanlb-image "
+            "to use the built-in node image"
+        )
+    return reference

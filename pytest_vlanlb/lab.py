@@ -1,0 +1,280 @@
+"""Building and removing the lab through podman-py: wires, networks, containers.
+
+Building is all or nothing: every step registers its undo first, and a failure unwinds what
+was built before the error reaches the user. Teardown removes everything by name; objects a
+crashed run left behind are found by label (and host links by ifalias) and removed by the
+next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import podman
+from podman.errors import APIError, NotFound
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from .errors import LabBuildError, VlanlbError
+from .image import REQUIRED_TOOLS
+from .naming import LABEL_KEEP, LABEL_NODE, LABEL_OWNER, LABEL_RUN, RunNames, owner_is_alive
+from .node import Node, exec_in
+from .podman_service import ULIMITS
+from .topology import UPLINK, Topology
+from .wires import WireKind, Wires, create_wires, delete_links, vlanlb_links
+
+#: podman's default network: the workshop router's uplink (eth0).
+UPLINK_NETWORK = "podman"
+Undo = Callable[[], None]
+
+
+@dataclass
+class Lab:
+    """A built lab: the topology, its run's names, and a Node per topology node."""
+
+    topology: Topology
+    names: RunNames
+    client: podman.PodmanClient
+    wires: Wires
+    nodes: dict[str, Node] = field(default_factory=dict)
+    _undo: list[tuple[str, Undo]] = field(default_factory=list, repr=False)
+
+    def node(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node {name!r} in topology {self.topology.name}") from None
+
+    @property
+    def router(self) -> Node:
+        return self.nodes[self.topology.router.name]
+
+    @property
+    def client_node(self) -> Node:
+        return self.nodes[self.topology.client.name]
+
+    @property
+    def backend(self) -> Node:
+        return self.nodes[self.topology.backend.name]
+
+    def router_interface(self, segment: str) -> str:
+        """The router's interface name on a segment (eth1 for public in the basic lab)."""
+        return self.router.interface_on(segment)
+
+    def teardown(self) -> list[str]:
+        """Undo every build step in reverse; returns the errors it met (never raises)."""
+        errors = []
+        while self._undo:
+            what, undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as exc:
+                errors.append(f"removing {what}: {exc}")
+        return errors
+
+    def describe(self) -> str:
+        containers = " ".join(n.container_name for n in self.nodes.values())
+        networks = " ".join(self.names.network(s) for s in self.topology.segments)
+        return (
+            f"containers: {containers}\nnetworks: {networks}\n"
+            f"host links: {' '.join(self.wires.links)} ({self.wires.kind.value} wires)"
+        )
+
+
+def build_lab(
+    client: podman.PodmanClient,
+    topology: Topology,
+    image: str,
+    wire_kind: WireKind,
+    names: RunNames,
+) -> Lab:
+    vlans = [(s.name, s.vlan) for s in topology.segments.values()]
+    wires = create_wires(wire_kind, names, vlans)
+    lab = Lab(topology, names, client, wires)
+    lab._undo.append(("host links", lambda: delete_links(wires.links)))
+    try:
+        for segment in topology.segments.values():
+            _create_network(lab, segment.name)
+        for spec in topology.nodes.values():
+            _create_node(lab, spec.name, image)
+        for node in lab.nodes.values():
+            _check_tools(node, image)
+    except BaseException as exc:
+        errors = lab.teardown()
+        if errors:
+            raise LabBuildError(
+                f"{exc}\n(and cleaning up after it failed: {'; '.join(errors)})"
+            ) from exc
+        if isinstance(exc, VlanlbError):
+            raise
+        if isinstance(exc, APIError):
+            raise LabBuildError(f"podman refused to build the lab: {exc}") from exc
+        raise
+    return lab
+
+
+def _create_network(lab: Lab, segment_name: str) -> None:
+    segment = lab.topology.segments[segment_name]
+    name = lab.names.network(segment_name)
+    # podman-py's networks.create() never sends the macvlan parent; the REST call does.
+    body = {
+        "name": name,
+        "driver": "macvlan",
+        "network_interface": lab.wires.parents[segment_name],
+        "subnets": [{"subnet": str(segment.subnet), "gateway": str(segment.gateway)}],
+        "labels": lab.names.labels(),
+    }
+    response = lab.client.api.post(
+        "/networks/create", data=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    if response.status_code != 200:
+        raise LabBuildError(f"creating podman network {name}: {response.text.strip()}")
+    lab._undo.append((f"network {name}", lambda: _remove_network(lab.client, name)))
+
+
+def _create_node(lab: Lab, node_name: str, image: str) -> None:
+    spec = lab.topology.nodes[node_name]
+    first, *rest = spec.interfaces
+    caps = ["NET_RAW"]  # ping, as the workshop's alpine containers can
+    if spec.role == "router":
+        caps.append("NET_ADMIN")
+    create_args: dict[str, Any] = {
+        "name": lab.names.container(node_name),
+        "hostname": node_name,
+        "labels": lab.names.labels(**{LABEL_NODE: node_name}),
+        "cap_add": caps,
+        "ulimits": ULIMITS,
+        "stop_timeout": 0,  # `sleep infinity` as PID 1 ignores SIGTERM: do not wait for it
+        "network_mode": "bridge",
+        "networks": {_network_for(lab, first.segment): _static(first.address)},
+    }
+    if spec.forwarding:
+        create_args["sysctls"] = {"net.ipv4.ip_forward": "1"}
+    container = lab.client.containers.create(image, **create_args)
+    lab._undo.append((f"container {container.name}", lambda: _remove_container(container)))
+    container.start()
+    for interface in rest:  # connected after start, in order, as the workshop does
+        network = lab.client.networks.get(_network_for(lab, interface.segment))
+        network.connect(container, ipv4_address=str(interface.address), compatible=True)
+    container.reload()
+    lab.nodes[node_name] = Node(spec, container)
+
+
+def _network_for(lab: Lab, segment: str) -> str:
+    return UPLINK_NETWORK if segment == UPLINK else lab.names.network(segment)
+
+
+def _static(address: object) -> dict[str, Any]:
+    return {"static_ips": [str(address)]} if address is not None else {}
+
+
+def _check_tools(node: Node, image: str) -> None:
+    needed = REQUIRED_TOOLS[node.spec.role]
+    probe = exec_in(
+        node.container,
+        [
+            "/bin/sh",
+            "-c",
+            " ".join(f"command -v {tool} >/dev/null || echo {tool};" for tool in needed),
+        ],
+    )
+    missing = probe.stdout.split()
+    if probe.rc != 0 or missing:
+        packages = " ".join(sorted({needed[t] for t in missing})) or "(none)"
+        raise LabBuildError(
+            f"image {image!r} lacks {', '.join(missing) or 'a working /bin/sh'} needed on "
+            f"{node.spec.role} {node.name}: use an image that has them (on alpine: "
+            f"`apk add {packages}` in a derived image), or drop --vlanlb-image to use the "
+            "built-in node image"
+        )
+
+
+def _remove_container(container: Any) -> None:
+    with contextlib.suppress(NotFound):
+        container.remove(force=True, v=True)
+
+
+def _remove_network(client: podman.PodmanClient, name: str) -> None:
+    with contextlib.suppress(NotFound):
+        # A network can linger busy for a moment after its last container is removed.
+        for attempt in Retrying(
+            stop=stop_after_delay(5),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(APIError),
+            reraise=True,
+        ):
+            with attempt:
+                client.networks.get(name).remove(force=True)
+
+
+# --- leftovers of runs that died --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    kind: str  # container, network or link
+    name: str
+    run_id: str
+    kept: bool
+
+
+def find_leftovers(client: podman.PodmanClient) -> list[Leftover]:
+    """Objects of runs whose process is gone (kept labs included, marked as such)."""
+    found = []
+    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+        labels = container.labels or {}
+        if not owner_is_alive(labels.get(LABEL_OWNER, "")):
+            found.append(
+                Leftover(
+                    "container",
+                    str(container.name),
+                    labels[LABEL_RUN],
+                    labels.get(LABEL_KEEP) == "1",
+                )
+            )
+    for network in client.networks.list(filters={"label": LABEL_RUN}):
+        labels = network.attrs.get("labels") or {}
+        if not owner_is_alive(labels.get(LABEL_OWNER, "")):
+            found.append(
+                Leftover(
+                    "network", str(network.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
+                )
+            )
+    for link, alias in vlanlb_links():
+        if not owner_is_alive(alias.owner):
+            found.append(Leftover("link", link, alias.run_id, alias.keep))
+    return found
+
+
+def remove_leftovers(
+    client: podman.PodmanClient, *, include_kept: bool = False, run_id: str | None = None
+) -> list[Leftover]:
+    """Remove dead runs' objects: containers first, then networks, then host links."""
+    chosen = [
+        item
+        for item in find_leftovers(client)
+        if (run_id is None or item.run_id == run_id)
+        and (include_kept or not item.kept or run_id is not None)
+    ]
+    for item in chosen:
+        if item.kind == "container":
+            with contextlib.suppress(NotFound):
+                client.containers.get(item.name).remove(force=True, v=True)
+    for item in chosen:
+        if item.kind == "network":
+            _remove_network(client, item.name)
+    delete_links([item.name for item in chosen if item.kind == "link"])
+    return chosen
+
+
+@contextlib.contextmanager
+def timed(label: str, sink: dict[str, float]) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        sink[label] = time.perf_counter() - start

@@ -1,0 +1,136 @@
+"""One lab node: its podman container, commands run in it, and a testinfra host for it."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, cast
+
+import testinfra.host
+from podman.domain.containers import Container
+from testinfra.backend import base as testinfra_base
+
+from .errors import LabBuildError
+from .topology import NodeSpec
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    command: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def check(self) -> ExecResult:
+        if self.rc != 0:
+            raise LabBuildError(
+                f"`{shlex.join(self.command)}` exited {self.rc}: {self.stderr.strip()}"
+            )
+        return self
+
+
+def exec_in(container: Container, command: list[str] | tuple[str, ...]) -> ExecResult:
+    rc, output = container.exec_run(list(command), demux=True)
+    out, err = cast("tuple[bytes | None, bytes | None]", output)
+    return ExecResult(
+        tuple(command),
+        int(rc if rc is not None else -1),
+        (out or b"").decode(errors="replace"),
+        (err or b"").decode(errors="replace"),
+    )
+
+
+@dataclass
+class Node:
+    """A running container of the lab, addressed by its topology name."""
+
+    spec: NodeSpec
+    container: Container
+    _interfaces: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def container_name(self) -> str:
+        return str(self.container.name)
+
+    def exec(self, *command: str) -> ExecResult:
+        return exec_in(self.container, command)
+
+    def sh(self, script: str) -> ExecResult:
+        """Run a script with busybox sh: `echo -e` and friends behave as on alpine."""
+        return self.exec("busybox", "sh", "-c", script)
+
+    def exec_detached(self, *command: str) -> None:
+        self.container.exec_run(list(command), detach=True)
+
+    @cached_property
+    def host(self) -> testinfra.host.Host:
+        """A testinfra host that runs its commands through the podman API."""
+        return testinfra.host.Host(PodmanApiBackend(self))
+
+    # --- interfaces, resolved from the container rather than assumed (eth1, eth2, ...) ---
+
+    def interfaces(self) -> dict[str, Any]:
+        if self._interfaces is None:
+            raw = json.loads(self.exec("ip", "-j", "addr", "show").check().stdout)
+            self._interfaces = {link["ifname"]: link for link in raw}
+        return self._interfaces
+
+    def interface_with(self, address: ipaddress.IPv4Address | str) -> str:
+        wanted = str(address)
+        for name, link in self.interfaces().items():
+            if any(a.get("local") == wanted for a in link.get("addr_info", [])):
+                return name
+        raise LabBuildError(f"node {self.name} has no interface with address {wanted}")
+
+    def interface_on(self, segment: str) -> str:
+        return self.interface_with(self.spec.address_on(segment))
+
+    def mac_of(self, interface: str) -> str:
+        return str(self.interfaces()[interface]["address"])
+
+    def pid(self) -> int:
+        self.container.reload()
+        return int(self.container.attrs["State"]["Pid"])
+
+    def write_sysctl(self, key: str, value: str) -> None:
+        """Set a network sysctl in the node's namespace.
+
+        Containers get /proc/sys read-only; the lab (local, root) writes it from the host
+        side, entering only the node's network namespace.
+        """
+        path = "/proc/sys/" + key.replace(".", "/")
+        result = subprocess.run(
+            ["nsenter", "-t", str(self.pid()), "-n", "sh", "-c", f"echo {value} > {path}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LabBuildError(f"setting {key}={value} on {self.name}: {result.stderr.strip()}")
+
+
+class PodmanApiBackend(testinfra_base.BaseBackend):  # type: ignore[misc]
+    """testinfra backend over podman-py's exec, so it works with any podman service URL."""
+
+    NAME = "vlanlb-podman"
+
+    def __init__(self, node: Node, *args: Any, **kwargs: Any) -> None:
+        self.node = node
+        super().__init__(node.container_name, *args, **kwargs)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> testinfra_base.CommandResult:
+        cmd = self.get_command(command, *args)
+        result = self.node.exec("/bin/sh", "-c", cmd)
+        return self.result(result.rc, self.encode(cmd), result.stdout, result.stderr)

@@ -1,0 +1,190 @@
+"""pytest hooks, options and fixtures. The logic lives in plain modules beside this one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .errors import VlanlbError
+from .lab import Lab
+from .node import Node
+from .podman_service import PodmanService
+from .session import LabConfig, podman_service, preflight, running_lab
+from .topology import Topology, load_topology, resolve_topology, topology_dirs
+
+OPTIONS: list[tuple[str, dict[str, object]]] = [
+    ("topology", {"default": "basic", "help": "topology name from topologies/ or a YAML path"}),
+    (
+        "image",
+        {
+            "default": None,
+            "help": "container image for the nodes instead of the "
+            "built-in Debian node image (needs ip, iptables, ping, curl, busybox nc)",
+        },
+    ),
+    (
+        "url",
+        {
+            "default": None,
+            "help": "podman API URL (unix:// or ssh://); default: a running "
+            "local service, else one started for the session",
+        },
+    ),
+    (
+        "wire",
+        {
+            "default": "auto",
+            "choices": ("auto", "8021q", "veth"),
+            "help": "VLAN segments as 802.1Q sub-interfaces or veth pairs (auto: 8021q "
+            "where the kernel has it)",
+        },
+    ),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vlanlb", "workshop lab (pytest-vlanlb)")
+    for name, spec in OPTIONS:
+        help_text = str(spec["help"])
+        choices = spec.get("choices")
+        group.addoption(
+            f"--vlanlb-{name}",
+            dest=f"vlanlb_{name}",
+            default=None,
+            choices=choices,
+            help=f"{help_text} (ini: vlanlb_{name})",
+        )
+        parser.addini(f"vlanlb_{name}", help_text, default=spec["default"])
+    group.addoption(
+        "--vlanlb-keep",
+        action="store_true",
+        dest="vlanlb_keep",
+        help="keep the lab after the run for debugging; prints how to remove it",
+    )
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(f"vlanlb_{name}")
+    if value is None:
+        value = config.getini(f"vlanlb_{name}")
+    return str(value) if value else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "vlanlb: tests that need the podman-built workshop lab (applied "
+        "automatically to tests that use a lab fixture)",
+    )
+    # A bad topology is a usage error: report it before any test runs or anything is built.
+    try:
+        config.stash[_TOPOLOGY] = _load(config)
+    except VlanlbError as exc:
+        raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
+
+
+_TOPOLOGY = pytest.StashKey[Topology]()
+
+
+def _load(config: pytest.Config) -> Topology:
+    dirs = topology_dirs(Path(config.rootpath))
+    return load_topology(resolve_topology(_option(config, "topology") or "basic", dirs))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    topology = config.stash[_TOPOLOGY]
+    return (
+        f"vlanlb: topology {topology.name} ({topology.source}), "
+        f"image {_option(config, 'image') or 'built-in'}, wire {_option(config, 'wire')}"
+    )
+
+
+_LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("vlanlb")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield  # type: ignore[assignment]
+    # Our errors name their fix; a traceback through fixtures would only bury it.
+    if call.excinfo is not None and call.excinfo.errisinstance(VlanlbError):
+        report.longrepr = f"pytest-vlanlb: {call.excinfo.value}"
+    return report  # type: ignore[return-value]
+
+
+def _progress(config: pytest.Config) -> Callable[[str], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(message: str) -> None:
+        if reporter is None or capture is None:
+            print(f"[vlanlb] {message}")
+            return
+        with capture.global_and_fixture_disabled():
+            for line in message.splitlines():
+                reporter.write_line(f"[vlanlb] {line}")
+
+    return write
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def vlanlb_topology(pytestconfig: pytest.Config) -> Topology:
+    """The topology model (segments, nodes, service) chosen with --vlanlb-topology."""
+    return pytestconfig.stash[_TOPOLOGY]
+
+
+@pytest.fixture(scope="session")
+def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> LabConfig:
+    """How the lab is built: topology, image, podman URL, wire kind, keep."""
+    return LabConfig(
+        topology=vlanlb_topology,
+        image=_option(pytestconfig, "image"),
+        url=_option(pytestconfig, "url"),
+        wire=_option(pytestconfig, "wire") or "auto",
+        keep=bool(pytestconfig.getoption("vlanlb_keep")),
+    )
+
+
+@pytest.fixture(scope="session")
+def vlanlb_podman(vlanlb_config: LabConfig) -> Iterator[PodmanService]:
+    """The podman API service (its `.url`, `.client()`); started for the session if needed."""
+    preflight()
+    with podman_service(vlanlb_config.url) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def vlanlb_lab(
+    pytestconfig: pytest.Config, vlanlb_config: LabConfig, vlanlb_podman: PodmanService
+) -> Iterator[Lab]:
+    """The whole lab, built once per session and removed at its end (unless --vlanlb-keep)."""
+    with running_lab(vlanlb_config, vlanlb_podman, _progress(pytestconfig)) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def vlanlb_router(vlanlb_lab: Lab) -> Node:
+    """The router node (`.container`, `.host` for testinfra, `.interface_on(segment)`)."""
+    return vlanlb_lab.router
+
+
+@pytest.fixture(scope="session")
+def vlanlb_client(vlanlb_lab: Lab) -> Node:
+    """The client on the VIP's segment: `a` in the basic topology."""
+    return vlanlb_lab.client_node
+
+
+@pytest.fixture(scope="session")
+def vlanlb_backend(vlanlb_lab: Lab) -> Node:
+    """The service's backend pod: `b` in the basic topology."""
+    return vlanlb_lab.backend

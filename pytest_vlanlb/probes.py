@@ -1,0 +1,111 @@
+"""Network probes run inside lab nodes, with results parsed into facts tests can assert.
+
+Timeouts are short on purpose: on a local segment a reply takes well under a millisecond, so
+a probe that must NOT get through is sure after a second; waiting longer only slows suites.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from dataclasses import dataclass
+
+from .node import Node
+
+#: How long a negative probe waits before calling a packet lost (seconds).
+NEGATIVE_WAIT = 1.0
+
+
+@dataclass(frozen=True)
+class PingResult:
+    target: str
+    transmitted: int
+    received: int
+    ttls: tuple[int, ...]
+    output: str
+
+    @property
+    def loss(self) -> float:
+        return 1.0 if self.transmitted == 0 else 1 - self.received / self.transmitted
+
+    def __str__(self) -> str:
+        ttl = f", ttl {self.ttls[0]}" if self.ttls else ""
+        return f"ping {self.target}: {self.received}/{self.transmitted} replies{ttl}"
+
+
+_STATS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+_TTL = re.compile(r"ttl=(\d+)")
+
+
+def parse_ping(target: str, output: str) -> PingResult:
+    stats = _STATS.search(output)
+    transmitted, received = (int(stats[1]), int(stats[2])) if stats else (0, 0)
+    return PingResult(
+        target, transmitted, received, tuple(int(t) for t in _TTL.findall(output)), output
+    )
+
+
+def ping(
+    node: Node, target: str, *, count: int = 1, wait: float = 2.0, interval: float = 0.2
+) -> PingResult:
+    """`count` echo requests `interval` apart; waits `wait` seconds for the last reply."""
+    result = node.exec(
+        "ping", "-n", "-c", str(count), "-i", f"{interval}", "-W", f"{wait:g}", target
+    )
+    return parse_ping(target, result.stdout + result.stderr)
+
+
+def ping_lost(node: Node, target: str, *, count: int = 3) -> PingResult:
+    """A negative ping: several requests, each given NEGATIVE_WAIT to be answered."""
+    return ping(node, target, count=count, wait=NEGATIVE_WAIT)
+
+
+class HttpOutcome(str, enum.Enum):
+    OK = "ok"  # an HTTP answer arrived
+    REFUSED = "refused"  # a TCP RST: the address answered, nothing listens
+    TIMEOUT = "timeout"  # silence: dropped somewhere
+    UNREACHABLE = "unreachable"  # ICMP unreachable or no ARP answer
+    ERROR = "error"  # anything else (see detail)
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    url: str
+    outcome: HttpOutcome
+    body: str
+    detail: str
+    elapsed: float
+
+    def __str__(self) -> str:
+        what = repr(self.body) if self.outcome is HttpOutcome.OK else self.detail.strip()
+        return f"GET {self.url}: {self.outcome.value} after {self.elapsed:.2f}s ({what})"
+
+
+def classify_curl(rc: int, stderr: str) -> HttpOutcome:
+    """Tell refused from dropped from unreachable by curl's exit code and verbose log."""
+    if rc == 0:
+        return HttpOutcome.OK
+    if rc == 28:
+        return HttpOutcome.TIMEOUT
+    if "Connection refused" in stderr:
+        return HttpOutcome.REFUSED
+    if "No route to host" in stderr or "Network is unreachable" in stderr:
+        return HttpOutcome.UNREACHABLE
+    return HttpOutcome.ERROR
+
+
+def http_get(node: Node, url: str, *, timeout: float = 3.0) -> HttpResult:
+    start = time.perf_counter()
+    result = node.exec("curl", "-sS", "-v", "--max-time", f"{timeout:g}", url)
+    elapsed = time.perf_counter() - start
+    outcome = classify_curl(result.rc, result.stderr)
+    detail = "\n".join(
+        line for line in result.stderr.splitlines() if not line.startswith(("> ", "< ", "{", "}"))
+    )
+    return HttpResult(url, outcome, result.stdout, detail, elapsed)
+
+
+def http_get_negative(node: Node, url: str) -> HttpResult:
+    """A request that must not succeed: a drop shows as a timeout after NEGATIVE_WAIT."""
+    return http_get(node, url, timeout=NEGATIVE_WAIT)

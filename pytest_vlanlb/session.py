@@ -1,0 +1,78 @@
+"""One lab's life: preflight, podman service, leftovers, image, build, teardown.
+
+Shared by the pytest fixtures, the `vlanlb` command and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .errors import LabBuildError, PreflightError
+from .image import ImageRecipe, ensure_image, require_image
+from .lab import Lab, build_lab, remove_leftovers
+from .naming import RunNames
+from .podman_service import PodmanService, connect
+from .topology import Topology
+from .wires import choose_wire_kind
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    topology: Topology
+    image: str | None = None  # None: the built-in node image
+    url: str | None = None  # None: a running local service, else one we start
+    wire: str = "auto"  # auto, 8021q or veth
+    keep: bool = False
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise PreflightError(
+            "the lab needs root (rootful podman, host veth links): run as root, e.g. "
+            "`sudo .venv/bin/pytest --vlanlb-topology=basic`"
+        )
+    for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux")):
+        if shutil.which(tool) is None:
+            raise PreflightError(f"`{tool}` is missing: run scripts/setup (apt package {package})")
+
+
+@contextlib.contextmanager
+def podman_service(url: str | None) -> Iterator[PodmanService]:
+    service = connect(url)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@contextlib.contextmanager
+def running_lab(
+    config: LabConfig, service: PodmanService, progress: Progress = print
+) -> Iterator[Lab]:
+    client = service.client()
+    for item in remove_leftovers(client):
+        progress(f"removed leftover {item.kind} {item.name} of crashed run {item.run_id}")
+    if config.image:
+        image = require_image(client, config.image)
+    else:
+        image = ensure_image(client, ImageRecipe(), progress)
+    names = RunNames.new(keep=config.keep)
+    lab = build_lab(client, config.topology, image, choose_wire_kind(config.wire), names)
+    try:
+        yield lab
+    finally:
+        if config.keep:
+            progress(
+                f"kept lab {names.run_id} (--vlanlb-keep):\n{lab.describe()}\n"
+                f"remove it with: .venv/bin/vlanlb cleanup --run {names.run_id}"
+            )
+        else:
+            errors = lab.teardown()
+            if errors:
+                raise LabBuildError("tearing the lab down failed: " + "; ".join(errors))

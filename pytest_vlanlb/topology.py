@@ -1,0 +1,343 @@
+"""Topologies as data: a YAML file describes segments, nodes and the published service.
+
+The model is deliberately small and fully validated, so that a typo in a topology file is
+reported with the file and the field (``nodes.a.interfaces[0].address``) before anything is
+built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from .errors import TopologyError
+
+#: The pseudo-segment for a router's uplink: podman's default network, as in the workshop.
+UPLINK = "uplink"
+ROLES = ("router", "client", "pod")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One VLAN: an isolated L2 segment with an IPv4 subnet."""
+
+    name: str
+    vlan: int
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A node's attachment, in creation order (the router's order gives eth0, eth1, eth2)."""
+
+    segment: str  # a segment name or UPLINK
+    address: ipaddress.IPv4Address | None  # None on the uplink: podman assigns it
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    role: str
+    interfaces: tuple[Interface, ...]
+    forwarding: bool = False
+
+    def address_on(self, segment: str) -> ipaddress.IPv4Address:
+        for interface in self.interfaces:
+            if interface.segment == segment and interface.address is not None:
+                return interface.address
+        raise KeyError(f"node {self.name} has no address on segment {segment}")
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(i.segment for i in self.interfaces if i.segment != UPLINK)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What the later layers publish: VIP:port -> backend:port (a LoadBalancer Service)."""
+
+    vip: ipaddress.IPv4Address
+    port: int
+    backend_node: str
+    backend_address: ipaddress.IPv4Address
+    backend_port: int
+    greeting: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    source: str
+    description: str
+    segments: Mapping[str, Segment]
+    nodes: Mapping[str, NodeSpec]
+    service: Service
+
+    @property
+    def router(self) -> NodeSpec:
+        return next(n for n in self.nodes.values() if n.role == "router")
+
+    @property
+    def client(self) -> NodeSpec:
+        """The client that uses the VIP: the first client node on the VIP's segment."""
+        vip_segment = self.segment_of(self.service.vip)
+        return next(
+            n for n in self.nodes.values() if n.role == "client" and vip_segment in n.segments
+        )
+
+    @property
+    def backend(self) -> NodeSpec:
+        return self.nodes[self.service.backend_node]
+
+    def segment_of(self, address: ipaddress.IPv4Address) -> str:
+        for segment in self.segments.values():
+            if address in segment.subnet:
+                return segment.name
+        raise KeyError(f"{address} is in no segment of topology {self.name}")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def topology_dirs(rootdir: Path | None = None) -> list[Path]:
+    """Where topology names are looked up, first match wins.
+
+    The project's own ``topologies/`` (when run from a checkout), the copy shipped inside the
+    wheel, and the invoking project's ``topologies/`` so users can add their own.
+    """
+    package = Path(__file__).resolve().parent
+    dirs = [package.parent / "topologies", package / "topologies"]
+    if rootdir is not None:
+        dirs.append(rootdir / "topologies")
+    seen: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in seen:
+            seen.append(d.resolve())
+    return seen
+
+
+def known_topologies(dirs: Iterable[Path]) -> list[str]:
+    names = {p.stem for d in dirs for p in d.glob("*.yaml")}
+    return sorted(names)
+
+
+def resolve_topology(name_or_path: str, dirs: Iterable[Path]) -> Path:
+    """A name from ``topologies/`` or a path to a YAML file."""
+    dirs = list(dirs)
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if candidate.is_file():
+            return candidate
+        raise TopologyError(name_or_path, "", "no such file")
+    for d in dirs:
+        path = d / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    known = ", ".join(known_topologies(dirs)) or "(none found)"
+    raise TopologyError(
+        name_or_path,
+        "",
+        f"unknown topology; known topologies: {known} "
+        f"(or pass a path to a YAML file with --vlanlb-topology)",
+    )
+
+
+def load_topology(path: Path) -> Topology:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TopologyError(source, "", f"cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise TopologyError(source, where, f"not valid YAML: {exc}") from exc
+    return parse_topology(data, source, default_name=path.stem)
+
+
+def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
+    """Validate raw YAML data into a Topology; every error names the field."""
+    top = _Fields(data, source, "")
+    name = top.optional_text("name") or default_name
+    description = top.optional_text("description") or ""
+
+    segments: dict[str, Segment] = {}
+    for index, raw in enumerate(top.sequence("segments")):
+        f = _Fields(raw, source, f"segments[{index}]")
+        seg_name = f.text("name")
+        if seg_name in segments or seg_name == UPLINK:
+            f.fail("name", f"duplicate or reserved segment name {seg_name!r}")
+        vlan = f.number("vlan", 1, 4094)
+        if any(s.vlan == vlan for s in segments.values()):
+            f.fail("vlan", f"VLAN id {vlan} is used by another segment")
+        subnet = f.network("subnet")
+        gateway = f.address("gateway")
+        if gateway not in subnet:
+            f.fail("gateway", f"{gateway} is not in subnet {subnet}")
+        for other in segments.values():
+            if subnet.overlaps(other.subnet):
+                f.fail("subnet", f"{subnet} overlaps segment {other.name} ({other.subnet})")
+        segments[seg_name] = Segment(seg_name, vlan, subnet, gateway)
+    if not segments:
+        top.fail("segments", "at least one segment is required")
+
+    nodes: dict[str, NodeSpec] = {}
+    raw_nodes = top.mapping("nodes")
+    used: dict[ipaddress.IPv4Address, str] = {}
+    for node_name, raw in raw_nodes.items():
+        f = _Fields(raw, source, f"nodes.{node_name}")
+        if not isinstance(node_name, str) or not node_name.isidentifier():
+            f.fail("", "node names must be simple identifiers (letters, digits, _)")
+        role = f.choice("role", ROLES)
+        interfaces = []
+        for index, raw_if in enumerate(f.sequence("interfaces")):
+            fi = _Fields(raw_if, source, f"nodes.{node_name}.interfaces[{index}]")
+            seg = fi.text("segment")
+            if seg == UPLINK:
+                if role != "router":
+                    fi.fail("segment", "only the router has an uplink")
+                interfaces.append(Interface(UPLINK, None))
+                continue
+            if seg not in segments:
+                fi.fail("segment", f"unknown segment {seg!r}; known: {', '.join(segments)}")
+            address = fi.address("address")
+            if address not in segments[seg].subnet:
+                fi.fail("address", f"{address} is not in segment {seg} ({segments[seg].subnet})")
+            if address in used:
+                fi.fail("address", f"{address} is already used by {used[address]}")
+            used[address] = f"nodes.{node_name}"
+            interfaces.append(Interface(seg, address))
+        if not interfaces:
+            f.fail("interfaces", "a node needs at least one interface")
+        if len({i.segment for i in interfaces}) != len(interfaces):
+            f.fail("interfaces", "a node attaches to each segment at most once")
+        forwarding = f.flag("forwarding", default=role == "router")
+        nodes[node_name] = NodeSpec(node_name, role, tuple(interfaces), forwarding)
+
+    routers = [n for n in nodes.values() if n.role == "router"]
+    if len(routers) != 1:
+        top.fail("nodes", f"exactly one node must have role router (found {len(routers)})")
+    router = routers[0]
+    for segment in segments.values():
+        if segment.name not in router.segments:
+            top.fail(f"nodes.{router.name}.interfaces", f"the router must attach to {segment.name}")
+        if router.address_on(segment.name) != segment.gateway:
+            top.fail(
+                f"segments.{segment.name}.gateway",
+                f"{segment.gateway} must be the router's address on {segment.name} "
+                f"({router.address_on(segment.name)})",
+            )
+
+    fs = _Fields(top.mapping("service"), source, "service")
+    vip = fs.address("vip")
+    vip_segment = next((s for s in segments.values() if vip in s.subnet), None)
+    if vip_segment is None:
+        fs.fail("vip", f"{vip} is in no segment; it must be on the clients' segment")
+    if vip in used:
+        fs.fail("vip", f"{vip} is already used by {used[vip]}")
+    port = fs.number("port", 1, 65535)
+    fb = _Fields(fs.mapping("backend"), source, "service.backend")
+    backend_node = fb.text("node")
+    if backend_node not in nodes:
+        fb.fail("node", f"unknown node {backend_node!r}; known: {', '.join(nodes)}")
+    backend_address = fb.address("address")
+    if backend_address not in [i.address for i in nodes[backend_node].interfaces]:
+        fb.fail("address", f"{backend_address} is not an address of node {backend_node}")
+    backend_port = fb.number("port", 1, 65535)
+    greeting = fs.text("greeting")
+    if "'" in greeting or "\n" in greeting:
+        fs.fail("greeting", "must be one line without single quotes (it is served by sh)")
+    if not any(n.role == "client" and vip_segment.name in n.segments for n in nodes.values()):
+        top.fail("nodes", f"no client node on the VIP's segment {vip_segment.name}")
+
+    return Topology(
+        name=name,
+        source=source,
+        description=description,
+        segments=segments,
+        nodes=nodes,
+        service=Service(vip, port, backend_node, backend_address, backend_port, greeting),
+    )
+
+
+class _Fields:
+    """Typed access to one YAML mapping, raising TopologyError with the field's path."""
+
+    def __init__(self, data: Any, source: str, prefix: str) -> None:
+        self.source = source
+        self.prefix = prefix
+        if not isinstance(data, dict):
+            raise TopologyError(source, prefix or "(top level)", "must be a mapping")
+        self.data = data
+
+    def path(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise TopologyError(self.source, self.path(key), problem)
+
+    def get(self, key: str) -> Any:
+        if key not in self.data:
+            self.fail(key, "is required")
+        return self.data[key]
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str) or not value:
+            self.fail(key, f"must be a non-empty string, not {value!r}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if key in self.data else None
+
+    def number(self, key: str, low: int, high: int) -> int:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"must be a whole number from {low} to {high}, not {value!r}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, not {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key)
+        if value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def sequence(self, key: str) -> list[Any]:
+        value = self.get(key)
+        if not isinstance(value, list):
+            self.fail(key, "must be a list")
+        return value
+
+    def mapping(self, key: str) -> dict[Any, Any]:
+        value = self.get(key)
+        if not isinstance(value, dict):
+            self.fail(key, "must be a mapping")
+        return value
+
+    def address(self, key: str) -> ipaddress.IPv4Address:
+        value = self.get(key)
+        try:
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            self.fail(key, f"must be an IPv4 address, not {value!r}")
+
+    def network(self, key: str) -> ipaddress.IPv4Network:
+        value = self.get(key)
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as exc:
+            self.fail(key, f"must be an IPv4 subnet like 192.168.10.0/24: {exc}")

@@ -1,0 +1,150 @@
+"""The host side of the VLAN segments: the links that macvlan networks hang on.
+
+The workshop puts 802.1Q sub-interfaces on the host NIC. We never touch the host's real NIC:
+each lab gets its own veth "trunk" and, where the kernel has 8021q, real VLAN
+sub-interfaces on it (as in the workshop); otherwise one veth pair per segment, which gives
+the same isolated L2 segments. Every link carries an ifalias naming its run, so a crashed
+run's links are found and removed later.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .errors import LabBuildError, PreflightError
+from .naming import LinkAlias, RunNames
+
+
+class WireKind(str, enum.Enum):
+    DOT1Q = "8021q"
+    VETH = "veth"
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if shutil.which("ip") is None:
+        raise PreflightError("the `ip` command (iproute2) is missing: run scripts/setup")
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LabBuildError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
+    return result
+
+
+def kernel_supports_8021q() -> bool:
+    """Try a VLAN sub-interface in a throwaway network namespace (never on a host link)."""
+    netns = f"vlbprobe{os.getpid()}"
+    try:
+        if ip("netns", "add", netns, check=False).returncode != 0:
+            return False
+        ip("-n", netns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
+        probe = ip(
+            "-n",
+            netns,
+            "link",
+            "add",
+            "link",
+            "p0",
+            "name",
+            "p0.10",
+            "type",
+            "vlan",
+            "id",
+            "10",
+            check=False,
+        )
+        return probe.returncode == 0
+    finally:
+        ip("netns", "del", netns, check=False)
+
+
+def choose_wire_kind(requested: str) -> WireKind:
+    if requested == "auto":
+        return WireKind.DOT1Q if kernel_supports_8021q() else WireKind.VETH
+    kind = WireKind(requested)
+    if kind is WireKind.DOT1Q and not kernel_supports_8021q():
+        raise PreflightError(
+            "--vlanlb-wire=8021q: this kernel cannot create 802.1Q VLAN links "
+            "(`modprobe 8021q` first, or use --vlanlb-wire=veth or auto)"
+        )
+    return kind
+
+
+@dataclass
+class Wires:
+    """The macvlan parent of each segment, and every host link made for them."""
+
+    kind: WireKind
+    parents: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # deleting these removes everything
+
+
+def plan_wires(
+    kind: WireKind, names: RunNames, vlans: Sequence[tuple[str, int]]
+) -> list[list[str]]:
+    """The `ip` commands that create the wires, in order (pure, for unit tests)."""
+    commands: list[list[str]] = []
+
+    def veth(name: str) -> None:
+        peer = f"{name}p"
+        commands.append(["link", "add", name, "type", "veth", "peer", "name", peer])
+        for link in (name, peer):
+            commands.append(["link", "set", "dev", link, "alias", names.link_alias])
+            commands.append(["link", "set", "dev", link, "up"])
+
+    if kind is WireKind.VETH:
+        for _segment, vlan in vlans:
+            veth(names.link(f"v{vlan}"))
+    else:
+        trunk = names.link("t")
+        veth(trunk)
+        for _segment, vlan in vlans:
+            sub = f"{trunk}.{vlan}"
+            commands.append(
+                ["link", "add", "link", trunk, "name", sub, "type", "vlan", "id", str(vlan)]
+            )
+            commands.append(["link", "set", "dev", sub, "alias", names.link_alias])
+            commands.append(["link", "set", "dev", sub, "up"])
+    return commands
+
+
+def parent_names(
+    kind: WireKind, names: RunNames, vlans: Sequence[tuple[str, int]]
+) -> dict[str, str]:
+    if kind is WireKind.VETH:
+        return {segment: names.link(f"v{vlan}") for segment, vlan in vlans}
+    return {segment: f"{names.link('t')}.{vlan}" for segment, vlan in vlans}
+
+
+def create_wires(kind: WireKind, names: RunNames, vlans: Sequence[tuple[str, int]]) -> Wires:
+    wires = Wires(kind, parent_names(kind, names, vlans))
+    try:
+        for command in plan_wires(kind, names, vlans):
+            ip(*command)
+            if command[:2] == ["link", "add"]:
+                # Deleting one end of a veth removes its peer and its VLAN sub-interfaces.
+                wires.links.append(command[2] if command[2] != "link" else command[5])
+    except Exception:
+        delete_links(wires.links)
+        raise
+    return wires
+
+
+def delete_links(links: Iterable[str]) -> None:
+    for link in reversed(list(links)):
+        ip("link", "del", "dev", link, check=False)
+
+
+def vlanlb_links() -> list[tuple[str, LinkAlias]]:
+    """Every host link made by some run of this plugin, with its ifalias parsed."""
+    result = ip("-j", "link", "show")
+    found = []
+    for link in json.loads(result.stdout or "[]"):
+        alias = LinkAlias.parse(link.get("ifalias"))
+        if alias is not None:
+            found.append((link["ifname"], alias))
+    return found
