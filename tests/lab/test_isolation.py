@@ -1,0 +1,113 @@
+"""Isolation and cleanup: per-run names, complete teardown, leftovers of a killed run."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+
+from podman.errors import NotFound
+from tenacity import Retrying, stop_after_delay, wait_fixed
+
+from pytest_vlanlb.lab import find_leftovers
+from pytest_vlanlb.naming import LABEL_RUN
+from pytest_vlanlb.wires import vlanlb_links
+
+
+def objects_of_run(client, run_id):
+    label = {"label": f"{LABEL_RUN}={run_id}"}
+    containers = sorted(c.name for c in client.containers.list(all=True, filters=label))
+    networks = sorted(n.name for n in client.networks.list(filters=label))
+    links = sorted(name for name, alias in vlanlb_links() if alias.run_id == run_id)
+    return {"containers": containers, "networks": networks, "links": links}
+
+
+def finish(process, timeout=120):
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def test_users_own_a_b_router_survive_a_run(vlanlb_podman, vlanlb_lab, inner_run):
+    client = vlanlb_podman.client()
+    image = vlanlb_lab.router.container.image.id
+    own = {}
+    for name in ("a", "b", "router"):
+        try:
+            own[name] = (client.containers.get(name).id, False)  # the user's real one
+        except NotFound:
+            ctr = client.containers.create(image, name=name, network_mode="none", stop_timeout=0)
+            own[name] = (ctr.id, True)
+    try:
+        rc, output = finish(inner_run())
+        assert rc == 0, output
+        run_id = inner_run.run_id_file.read_text()
+        for name, (ctr_id, _) in own.items():
+            assert client.containers.get(name).id == ctr_id
+        assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
+    finally:
+        for name, (_, made_here) in own.items():
+            if made_here:
+                with contextlib.suppress(NotFound):
+                    client.containers.get(name).remove(force=True)
+
+
+def test_the_lab_never_uses_the_workshops_bare_names(vlanlb_lab):
+    for node in vlanlb_lab.nodes.values():
+        assert node.container_name == f"vlb-{vlanlb_lab.names.run_id}-{node.name}"
+
+
+def test_a_killed_runs_leftovers_are_removed_by_the_next_run(vlanlb_podman, inner_run):
+    client = vlanlb_podman.client()
+    killed = inner_run(hang=True)
+    try:
+        for attempt in Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.2), reraise=True):
+            with attempt:
+                assert inner_run.run_id_file.read_text()
+        run_id = inner_run.run_id_file.read_text()
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        finish(killed)
+    left = objects_of_run(client, run_id)
+    assert len(left["containers"]) == 3, left
+    assert len(left["networks"]) == 2, left
+    assert left["links"], left
+    assert {item.run_id for item in find_leftovers(client)} >= {run_id}
+
+    rc, output = finish(inner_run())
+    assert rc == 0, output
+    assert f"of crashed run {run_id}" in output or "removed leftover" in output, output
+    assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
+
+
+def test_a_kept_lab_survives_and_cleanup_removes_it(vlanlb_podman, inner_run):
+    client = vlanlb_podman.client()
+    rc, output = finish(inner_run("--vlanlb-keep", "-s"))
+    assert rc == 0, output
+    run_id = inner_run.run_id_file.read_text()
+    assert f"vlanlb cleanup --run {run_id}" in output
+    try:
+        kept = objects_of_run(client, run_id)
+        assert len(kept["containers"]) == 3, kept
+        # The next run's leftover sweep leaves a kept lab alone.
+        rc, output = finish(inner_run())
+        assert rc == 0, output
+        assert objects_of_run(client, run_id) == kept
+    finally:
+        cleanup = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest_vlanlb",
+                f"--url={vlanlb_podman.url}",
+                "cleanup",
+                "--run",
+                run_id,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert f"removed container vlb-{run_id}-router of run {run_id} (kept)" in cleanup.stdout
+    assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}

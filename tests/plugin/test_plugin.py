@@ -1,0 +1,134 @@
+"""The plugin as a user meets it, driven through pytester (no lab is built here)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+BASIC = Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml"
+
+LAB_TEST = """
+def test_uses_lab(vlanlb_lab):
+    pass
+"""
+
+
+def test_options_are_documented(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*workshop lab (pytest-vlanlb)*",
+            "*--vlanlb-topology=*",
+            "*--vlanlb-image=*",
+            "*--vlanlb-url=*",
+            "*--vlanlb-wire=*",
+            "*--vlanlb-keep*",
+        ]
+    )
+
+
+def test_fixtures_are_documented(pytester):
+    result = pytester.runpytest("--fixtures")
+    for fixture in (
+        "vlanlb_lab",
+        "vlanlb_router",
+        "vlanlb_client",
+        "vlanlb_backend",
+        "vlanlb_topology",
+        "vlanlb_podman",
+        "vlanlb_config",
+    ):
+        result.stdout.fnmatch_lines([f"{fixture}*", "*?*"])
+
+
+def test_header_names_the_topology(pytester):
+    pytester.makepyfile("def test_nothing():\n    assert True\n")
+    result = pytester.runpytest("--vlanlb-topology=basic")
+    result.stdout.fnmatch_lines(["vlanlb: topology basic (*basic.yaml), image built-in, wire auto"])
+    assert result.ret == 0
+
+
+def test_unknown_topology_is_a_usage_error_listing_known_ones(pytester):
+    result = pytester.runpytest("--vlanlb-topology=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pytest-vlanlb: nope: unknown topology; known topologies: *basic*"]
+    )
+
+
+def test_ini_key_selects_the_topology(pytester):
+    pytester.makeini("[pytest]\nvlanlb_topology = nope\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*nope: unknown topology*"])
+
+
+def test_malformed_topology_file_names_file_and_field(pytester):
+    broken = pytester.path / "broken.yaml"
+    broken.write_text(BASIC.read_text().replace("address: 192.168.10.10", "address: 10.1.1.1"))
+    result = pytester.runpytest(f"--vlanlb-topology={broken}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = f"pytest-vlanlb: {broken}: nodes.a.interfaces[0].address: 10.1.1.1 is not in"
+    assert expected in result.stderr.str()
+
+
+def test_topology_from_the_projects_own_dir(pytester):
+    (pytester.path / "topologies").mkdir()
+    (pytester.path / "topologies" / "classroom.yaml").write_text(BASIC.read_text())
+    pytester.makepyfile(
+        "def test_t(vlanlb_topology):\n    assert vlanlb_topology.name == 'basic'\n"
+    )
+    result = pytester.runpytest("--vlanlb-topology=classroom")
+    result.assert_outcomes(passed=1)
+
+
+def test_not_root_is_a_clear_error_not_a_skip(pytester):
+    # A subprocess, so pretending not to be root cannot leak into this process.
+    pytester.makeconftest("import os\nos.geteuid = lambda: 1000\n")
+    pytester.makepyfile(LAB_TEST)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*pytest-vlanlb: the lab needs root*sudo .venv/bin/pytest*"])
+    result.stdout.no_fnmatch_line("*def vlanlb_podman*")  # a message, not a traceback
+
+
+def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
+    bin_dir = pytester.path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "nsenter"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed on the test machine"
+        (bin_dir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    pytester.makeconftest(
+        "import os\nos.geteuid = lambda: 0\n"
+        "import pytest_vlanlb.podman_service as s\ns.DEFAULT_SOCKETS = ()\n"
+    )
+    pytester.makepyfile(LAB_TEST)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*pytest-vlanlb: podman is not installed: run scripts/setup*"])
+
+
+def test_unreachable_podman_url_is_a_clear_error(pytester):
+    pytester.makeconftest("import os\nos.geteuid = lambda: 0\n")
+    pytester.makepyfile(LAB_TEST)
+    sock = pytester.path / "nobody.sock"
+    result = pytester.runpytest_subprocess(f"--vlanlb-url=unix://{sock}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*pytest-vlanlb: no podman API answers at unix://{sock}*"])
+
+
+def test_lab_tests_are_marked(pytester):
+    pytester.makepyfile(LAB_TEST + "\ndef test_plain():\n    pass\n")
+    result = pytester.runpytest("-m", "not vlanlb", "-q")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_wire_choice_is_validated(pytester):
+    result = pytester.runpytest("--vlanlb-wire=token-ring")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid choice: 'token-ring'*"])

@@ -1,0 +1,74 @@
+"""Per-run names, labels and the liveness of a run's owner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pytest_vlanlb.naming import (
+    LABEL_KEEP,
+    LABEL_OWNER,
+    LABEL_RUN,
+    LinkAlias,
+    RunNames,
+    owner_is_alive,
+    owner_token,
+)
+
+
+def test_names_are_prefixed_per_run_and_never_the_bare_workshop_names():
+    first, second = RunNames.new(), RunNames.new()
+    assert first.run_id != second.run_id
+    for names in (first, second):
+        assert names.container("a") == f"vlb-{names.run_id}-a"
+        assert names.container("router") not in ("a", "b", "router")
+        assert names.network("public") == f"vlb-{names.run_id}-public"
+
+
+def test_link_names_fit_the_kernel_limit():
+    names = RunNames.new()
+    assert len(names.link("v4094p")) <= 15
+    with pytest.raises(ValueError, match="longer than 15"):
+        names.link("x" * 10)
+
+
+def test_labels_carry_run_owner_and_keep():
+    names = RunNames.new(keep=True)
+    labels = names.labels(extra="1")
+    assert labels[LABEL_RUN] == names.run_id
+    assert labels[LABEL_OWNER] == owner_token()
+    assert labels[LABEL_KEEP] == "1"
+    assert labels["extra"] == "1"
+    assert LABEL_KEEP not in RunNames.new().labels()
+
+
+def test_link_alias_round_trip():
+    names = RunNames.new(keep=True)
+    parsed = LinkAlias.parse(names.link_alias)
+    assert parsed == LinkAlias(names.run_id, names.owner, keep=True)
+    assert LinkAlias.parse("someone else's link") is None
+    assert LinkAlias.parse(None) is None
+
+
+def test_owner_is_alive_while_the_process_runs_and_not_after():
+    assert owner_is_alive(owner_token())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    token = owner_token(child.pid)
+    assert owner_is_alive(token)
+    child.kill()
+    child.wait()
+    assert not owner_is_alive(token)
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_owner():
+    host, pid, _start = owner_token().split(":")
+    assert not owner_is_alive(f"{host}:{pid}:1")
+    assert int(pid) == os.getpid()
+
+
+def test_objects_of_other_hosts_count_as_alive():
+    assert owner_is_alive("some-other-host:1:1")
+    assert not owner_is_alive("garbage")

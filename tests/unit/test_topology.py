@@ -1,0 +1,182 @@
+"""The topology model: the shipped topology loads; every malformed field is named."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_vlanlb.errors import TopologyError
+from pytest_vlanlb.topology import (
+    UPLINK,
+    known_topologies,
+    load_topology,
+    parse_topology,
+    resolve_topology,
+    topology_dirs,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+BASIC = ROOT / "topologies" / "basic.yaml"
+
+
+@pytest.fixture
+def basic_data():
+    return yaml.safe_load(BASIC.read_text())
+
+
+def test_basic_topology_matches_the_workshop():
+    topology = load_topology(BASIC)
+    assert topology.name == "basic"
+    assert {s.name: (s.vlan, str(s.subnet)) for s in topology.segments.values()} == {
+        "public": (10, "192.168.10.0/24"),
+        "pods": (20, "192.168.20.0/24"),
+    }
+    router = topology.router
+    assert [i.segment for i in router.interfaces] == [UPLINK, "public", "pods"]
+    assert router.address_on("public") == ipaddress.IPv4Address("192.168.10.1")
+    assert router.forwarding
+    assert topology.client.name == "a"
+    assert topology.client.address_on("public") == ipaddress.IPv4Address("192.168.10.10")
+    assert topology.backend.name == "b"
+    service = topology.service
+    assert (str(service.vip), service.port) == ("192.168.10.100", 80)
+    assert (str(service.backend_address), service.backend_port) == ("192.168.20.20", 80)
+    assert service.greeting == "Hello from Pod B"
+    assert topology.segment_of(service.vip) == "public"
+
+
+def _set(data, path, value):
+    *parents, last = path
+    target = data
+    for key in parents:
+        target = target[key]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[last] = value
+
+
+_DELETE = object()
+
+MALFORMED = [
+    (("segments", 0, "subnet"), "192.168.10.5/24", "segments[0].subnet", "IPv4 subnet"),
+    (("segments", 0, "gateway"), "192.168.99.1", "segments[0].gateway", "not in subnet"),
+    (("segments", 1, "vlan"), 10, "segments[1].vlan", "used by another segment"),
+    (("segments", 1, "vlan"), 5000, "segments[1].vlan", "from 1 to 4094"),
+    (("segments", 1, "subnet"), "192.168.0.0/16", "segments[1].subnet", "overlaps"),
+    (("segments", 0, "name"), _DELETE, "segments[0].name", "is required"),
+    (
+        ("nodes", "a", "interfaces", 0, "address"),
+        "192.168.30.10",
+        "nodes.a.interfaces[0].address",
+        "not in segment public",
+    ),
+    (
+        ("nodes", "a", "interfaces", 0, "address"),
+        "banana",
+        "nodes.a.interfaces[0].address",
+        "IPv4 address",
+    ),
+    (
+        ("nodes", "b", "interfaces", 0, "segment"),
+        "vlan30",
+        "nodes.b.interfaces[0].segment",
+        "unknown segment",
+    ),
+    (
+        ("nodes", "b", "interfaces", 0, "address"),
+        "192.168.20.1",
+        "nodes.b.interfaces[0].address",
+        "already used",
+    ),
+    (("nodes", "a", "role"), "server", "nodes.a.role", "one of router, client, pod"),
+    (
+        ("nodes", "router", "role"),
+        "client",
+        "nodes.router.interfaces[0].segment",
+        "only the router has an uplink",
+    ),
+    (("service", "vip"), "10.0.0.1", "service.vip", "in no segment"),
+    (("service", "vip"), "192.168.10.10", "service.vip", "already used"),
+    (("service", "port"), "80", "service.port", "whole number"),
+    (("service", "backend", "node"), "c", "service.backend.node", "unknown node"),
+    (
+        ("service", "backend", "address"),
+        "192.168.20.21",
+        "service.backend.address",
+        "not an address of node b",
+    ),
+    (("service", "greeting"), "it's", "service.greeting", "single quotes"),
+    (("nodes", "router", "forwarding"), "yes", "nodes.router.forwarding", "true or false"),
+    (("service",), _DELETE, "service", "is required"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "problem"), MALFORMED, ids=[m[2] + ":" + m[3] for m in MALFORMED]
+)
+def test_malformed_topology_names_file_and_field(basic_data, path, value, field, problem):
+    data = copy.deepcopy(basic_data)
+    _set(data, path, value)
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(data, "topologies/broken.yaml")
+    assert caught.value.source == "topologies/broken.yaml"
+    assert caught.value.field == field
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"topologies/broken.yaml: {field}: ")
+
+
+def test_gateway_must_be_the_routers_address(basic_data):
+    data = copy.deepcopy(basic_data)
+    data["segments"][0]["gateway"] = "192.168.10.254"
+    with pytest.raises(TopologyError, match=r"segments.public.gateway: .*router's address"):
+        parse_topology(data, "x.yaml")
+
+
+def test_two_routers_are_rejected(basic_data):
+    data = copy.deepcopy(basic_data)
+    data["nodes"]["a"]["role"] = "router"
+    with pytest.raises(TopologyError, match=r"nodes: exactly one node must have role router"):
+        parse_topology(data, "x.yaml")
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("segments:\n  - name: public\n   vlan: [\n")
+    with pytest.raises(TopologyError, match=r"broken.yaml: line \d+: not valid YAML"):
+        load_topology(broken)
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    broken = tmp_path / "list.yaml"
+    broken.write_text("- 1\n- 2\n")
+    with pytest.raises(TopologyError, match=r"list.yaml: \(top level\): must be a mapping"):
+        load_topology(broken)
+
+
+def test_unknown_name_lists_the_known_ones():
+    dirs = topology_dirs()
+    assert "basic" in known_topologies(dirs)
+    with pytest.raises(TopologyError, match=r"unknown topology; known topologies: .*basic"):
+        resolve_topology("nope", dirs)
+
+
+def test_resolve_by_name_and_by_path(tmp_path):
+    assert resolve_topology("basic", topology_dirs()) == BASIC
+    own = tmp_path / "mine.yaml"
+    own.write_text(BASIC.read_text())
+    assert resolve_topology(str(own), []) == own
+    with pytest.raises(TopologyError, match="no such file"):
+        resolve_topology(str(tmp_path / "missing.yaml"), [])
+
+
+def test_users_own_topologies_dir_is_searched(tmp_path):
+    (tmp_path / "topologies").mkdir()
+    (tmp_path / "topologies" / "classroom.yaml").write_text(BASIC.read_text())
+    dirs = topology_dirs(tmp_path)
+    assert "classroom" in known_topologies(dirs)
+    assert load_topology(resolve_topology("classroom", dirs)).service.port == 80
