@@ -41,6 +41,7 @@ class Lab:
     client: podman.PodmanClient
     wires: Wires
     nodes: dict[str, Node] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # facts read once per lab
     _undo: list[tuple[str, Undo]] = field(default_factory=list, repr=False)
 
     def node(self, name: str) -> Node:

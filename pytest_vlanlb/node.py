@@ -105,20 +105,34 @@ class Node:
         return int(self.container.attrs["State"]["Pid"])
 
     def write_sysctl(self, key: str, value: str) -> None:
-        """Set a network sysctl in the node's namespace.
+        """Set a network sysctl in the node's namespace (containers see /proc/sys read-only)."""
+        self._in_netns(f"echo {value} > /proc/sys/{key.replace('.', '/')}")
 
-        Containers get /proc/sys read-only; the lab (local, root) writes it from the host
-        side, entering only the node's network namespace.
+    def flush_neighbours(self) -> None:
+        """Forget the node's ARP cache (the node itself lacks NET_ADMIN, as in the workshop)."""
+        self._in_netns("ip neigh flush all")
+
+    def neighbour(self, address: str) -> str | None:
+        """The MAC the node has resolved for an address, or None if unresolved."""
+        entries = json.loads(self.exec("ip", "-j", "neigh", "show", address).check().stdout)
+        for entry in entries:
+            if "lladdr" in entry and "FAILED" not in entry.get("state", []):
+                return str(entry["lladdr"])
+        return None
+
+    def _in_netns(self, script: str) -> None:
+        """Run a host-side command inside only this node's network namespace.
+
+        For lab housekeeping the node cannot do itself; local and root only.
         """
-        path = "/proc/sys/" + key.replace(".", "/")
         result = subprocess.run(
-            ["nsenter", "-t", str(self.pid()), "-n", "sh", "-c", f"echo {value} > {path}"],
+            ["nsenter", "-t", str(self.pid()), "-n", "sh", "-c", script],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise LabBuildError(f"setting {key}={value} on {self.name}: {result.stderr.strip()}")
+            raise LabBuildError(f"`{script}` in {self.name}'s namespace: {result.stderr.strip()}")
 
 
 class PodmanApiBackend(testinfra_base.BaseBackend):  # type: ignore[misc]

@@ -9,6 +9,7 @@ import pytest
 
 from .errors import VlanlbError
 from .lab import Lab
+from .layers import FIREWALL_VARIANTS, LayerStack
 from .node import Node
 from .podman_service import PodmanService
 from .session import LabConfig, podman_service, preflight, running_lab
@@ -101,7 +102,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-_LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend"}
+_LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend", "vlanlb_layers"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -188,3 +189,50 @@ def vlanlb_client(vlanlb_lab: Lab) -> Node:
 def vlanlb_backend(vlanlb_lab: Lab) -> Node:
     """The service's backend pod: `b` in the basic topology."""
     return vlanlb_lab.backend
+
+
+@pytest.fixture
+def vlanlb_layers(request: pytest.FixtureRequest, vlanlb_lab: Lab) -> Iterator[LayerStack]:
+    """Workshop layers on the router for one test, reverted after it (lab back to base).
+
+    Layers come from ``@pytest.mark.vlanlb(layers=[...])``, from indirect parametrization
+    (``parametrize("vlanlb_layers", [[...]], indirect=True)``) and from ``.apply(name)``.
+    Names: webserver, firewall:workshop, firewall:dnat-aware, firewall:none, vip, dnat, snat.
+    """
+    names: list[str] = []
+    for marker in request.node.iter_markers("vlanlb"):
+        names += list(marker.kwargs.get("layers", ()))
+    names += list(getattr(request, "param", None) or ())
+    stack = LayerStack(vlanlb_lab)
+    try:
+        stack.apply(*names)
+        yield stack
+    finally:
+        stack.revert()
+
+
+def _layer_fixture(name: str, doc: str) -> Callable[..., LayerStack]:
+    def fixture(vlanlb_layers: LayerStack) -> LayerStack:
+        if name not in vlanlb_layers.names():
+            vlanlb_layers.apply(name)
+        return vlanlb_layers
+
+    fixture.__doc__ = doc
+    fixture.__name__ = f"vlanlb_{name}"
+    return pytest.fixture(name=f"vlanlb_{name}")(fixture)
+
+
+vlanlb_webserver = _layer_fixture("webserver", "Step 1: b answers the greeting on port 80.")
+vlanlb_vip = _layer_fixture("vip", "Step 3: the VIP /32 on the router's public interface.")
+vlanlb_dnat = _layer_fixture("dnat", "Step 4: DNAT VIP:80 -> b:80 in nat PREROUTING.")
+vlanlb_snat = _layer_fixture("snat", "Step 5: MASQUERADE toward b:80 in nat POSTROUTING.")
+
+
+@pytest.fixture
+def vlanlb_firewall(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) -> str:
+    """Step 2's firewall; parametrize indirectly with workshop, dnat-aware (default) or none."""
+    variant = str(getattr(request, "param", "dnat-aware"))
+    if variant not in FIREWALL_VARIANTS:
+        raise VlanlbError(f"unknown firewall variant {variant!r}; known: {FIREWALL_VARIANTS}")
+    vlanlb_layers.apply(f"firewall:{variant}")
+    return variant
