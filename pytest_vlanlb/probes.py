@@ -1,7 +1,8 @@
 """Network probes run inside lab nodes, with results parsed into facts tests can assert.
 
 Timeouts are short on purpose: on a local segment a reply takes well under a millisecond, so
-a probe that must NOT get through is sure after 0.3 s (a thousand round trips); waiting longer only slows suites.
+a probe that must NOT get through is sure after 0.3 s (a thousand round trips); waiting
+longer only slows suites.
 """
 
 from __future__ import annotations
