@@ -30,8 +30,10 @@ def timed(command: list[str]) -> float:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}"
-                 f"\n{result.stderr[-2000:]}")
+        sys.exit(
+            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}"
+            f"\n{result.stderr[-2000:]}"
+        )
     return elapsed
 
 
@@ -39,8 +41,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    pytest = [str(ROOT / ".venv/bin/pytest"), "--vlanlb-topology=basic", "tests/lab", "-q",
-              "-p", "no:cacheprovider"]
+    pytest = [
+        str(ROOT / ".venv/bin/pytest"),
+        "--vlanlb-topology=basic",
+        "tests/lab",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
     contenders = {
         "suite (serial)": pytest,
         "suite (-n 2)": [*pytest, "-n", "2"],

@@ -111,3 +111,30 @@ def test_a_kept_lab_survives_and_cleanup_removes_it(vlanlb_podman, inner_run):
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"removed container vlb-{run_id}-router of run {run_id} (kept)" in cleanup.stdout
     assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
+
+
+def test_an_image_without_the_tools_is_refused_and_nothing_is_left(
+    vlanlb_podman, vlanlb_lab, inner_run
+):
+    client = vlanlb_podman.client()
+    base = vlanlb_lab.router.container.image.id
+    scratch = client.containers.create(base, stop_timeout=0, network_mode="none")
+    tag = "localhost/vlanlb-test-nocurl:latest"
+    try:
+        scratch.start()
+        scratch.exec_run(["rm", "-f", "/usr/bin/curl"])
+        scratch.commit(repository="localhost/vlanlb-test-nocurl", tag="latest")
+    finally:
+        scratch.remove(force=True)
+    try:
+        before = {c.name for c in client.containers.list(all=True)}
+        rc, output = finish(inner_run(f"--vlanlb-image={tag}"))
+        assert rc == 1, output
+        assert f"pytest-vlanlb: image '{tag}' lacks curl needed on client a" in output, output
+        assert "apk add curl" in output
+        run_id = inner_run.run_id_file  # never written: the lab was not built
+        assert not run_id.exists()
+        assert {c.name for c in client.containers.list(all=True)} == before
+        assert not [item for item in find_leftovers(client) if not item.kept]
+    finally:
+        client.images.remove(tag, force=True)
