@@ -32,8 +32,14 @@ TARGET = 0.7
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(

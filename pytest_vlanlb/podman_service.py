@@ -21,6 +21,7 @@ import podman
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .errors import PreflightError
+from .naming import owner_is_alive, owner_token
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
 #: Rootful podman raises these limits by default; without CAP_SYS_RESOURCE that fails.
@@ -86,6 +87,20 @@ def connect(url: str | None = None, *, timeout: float = 20.0) -> PodmanService:
     return start_service(timeout=timeout)
 
 
+WORKDIR_PREFIX = "vlanlb-podman-"
+
+
+def remove_stale_workdirs(base: Path) -> None:
+    """Service folders of runs that died (their service died with them: see below)."""
+    for workdir in base.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            owner = (workdir / "owner").read_text()
+        except OSError:
+            continue
+        if not owner_is_alive(owner):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _die_with_parent() -> None:
     """Let the kernel stop our service when the pytest process dies, even by SIGKILL."""
     pr_set_pdeathsig = 1
@@ -98,8 +113,10 @@ def start_service(*, timeout: float = 20.0) -> PodmanService:
         raise PreflightError(
             "podman is not installed: run scripts/setup (or `apt-get install podman runc`)"
         )
-    base = Path("/run") if os.access("/run", os.W_OK) else None
-    workdir = Path(tempfile.mkdtemp(prefix="vlanlb-podman-", dir=base))
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    remove_stale_workdirs(base)
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
+    (workdir / "owner").write_text(owner_token())
     conf = workdir / "containers.conf"
     conf.write_text(containers_conf())
     socket = workdir / "podman.sock"

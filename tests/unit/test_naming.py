@@ -72,3 +72,19 @@ def test_a_reused_pid_is_not_mistaken_for_the_owner():
 def test_objects_of_other_hosts_count_as_alive():
     assert owner_is_alive("some-other-host:1:1")
     assert not owner_is_alive("garbage")
+
+
+def test_stale_service_folders_of_dead_runs_are_removed(tmp_path):
+    from pytest_vlanlb.podman_service import remove_stale_workdirs
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, alive, foreign = (tmp_path / f"vlanlb-podman-{n}" for n in ("dead", "alive", "x"))
+    for folder in (dead, alive, foreign):
+        folder.mkdir()
+    (dead / "owner").write_text(owner_token(child.pid).replace(":None", ":1"))
+    (alive / "owner").write_text(owner_token())
+    remove_stale_workdirs(tmp_path)
+    assert not dead.exists()
+    assert alive.exists()
+    assert foreign.exists()  # no owner file: not ours to judge
