@@ -43,13 +43,13 @@ def test_users_own_a_b_router_survive_a_run(vlanlb_podman, vlanlb_lab, inner_run
         assert rc == 0, output
         run_id = inner_run.run_id_file.read_text()
         for name, (ctr_id, _) in own.items():
-            assert client.containers.get(name).id == ctr_id
+            assert client.containers.get(ctr_id).name == name
         assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
     finally:
-        for name, (_, made_here) in own.items():
+        for ctr_id, made_here in own.values():
             if made_here:
                 with contextlib.suppress(NotFound):
-                    client.containers.get(name).remove(force=True)
+                    client.containers.get(ctr_id).remove(force=True)
 
 
 def test_the_lab_never_uses_the_workshops_bare_names(vlanlb_lab):
