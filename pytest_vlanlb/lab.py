@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,11 +270,3 @@ def remove_leftovers(
     delete_links([item.name for item in chosen if item.kind == "link"])
     return chosen
 
-
-@contextlib.contextmanager
-def timed(label: str, sink: dict[str, float]) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        sink[label] = time.perf_counter() - start
