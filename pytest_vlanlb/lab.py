@@ -269,4 +269,3 @@ def remove_leftovers(
             _remove_network(client, item.name)
     delete_links([item.name for item in chosen if item.kind == "link"])
     return chosen
-

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
-
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .errors import LabBuildError, VlanlbError
 from .lab import Lab
 from .node import ExecResult, Node
 from .probes import run_together
+from .waiting import wait_until
 
 #: Where the web server writes its pid, and the client addresses it saw (one per line).
 WEB_PID = "/tmp/vlanlb-web.pid"
@@ -225,22 +224,12 @@ def run_steps(lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool
         def settled(step: Step = step, node: Node = node) -> bool:
             return step.settled(node, facts, undo)
 
-        if not _wait(settled):
+        if not wait_until(settled, timeout=5.0):
             raise LabBuildError(
                 f"{step.describe(facts)} on {node.name} did not take effect within 5s"
             )
     state = results["router"].stdout if report_state else ""
     return state.split(STATE_MARK, 1)[1] if STATE_MARK in state else ""
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    result: bool = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(0.05),
-        retry=retry_if_result(lambda ok: not ok),
-        retry_error_callback=lambda _state: False,
-    )(condition)
-    return result
 
 
 _DROP_DIRECT = ("-i", "{public_if}", "-o", "{pod_if}")

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import podman
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .errors import PreflightError
 from .naming import owner_is_alive, owner_token
+from .waiting import wait_until
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
 #: Rootful podman raises these limits by default; without CAP_SYS_RESOURCE that fails.
@@ -132,13 +132,12 @@ def start_service(*, timeout: float = 20.0) -> PodmanService:
             preexec_fn=_die_with_parent,
         )
     service = PodmanService(f"unix://{socket}", process, workdir, log)
-    up = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(0.1),
-        retry=retry_if_result(lambda ok: not ok and process.poll() is None),
-        retry_error_callback=lambda _state: False,
-        reraise=False,
-    )(answers, service.url, 1.0)
+    up = wait_until(
+        lambda: answers(service.url, 1.0),
+        timeout=timeout,
+        interval=0.1,
+        give_up=lambda: process.poll() is not None,  # it exited: its log says why
+    )
     if not up:
         detail = log.read_text(errors="replace")[-2000:]
         service.stop()

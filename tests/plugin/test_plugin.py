@@ -31,16 +31,23 @@ def test_options_are_documented(pytester):
 
 def test_fixtures_are_documented(pytester):
     result = pytester.runpytest("--fixtures")
-    for fixture in (
-        "vlanlb_lab",
-        "vlanlb_router",
-        "vlanlb_client",
-        "vlanlb_backend",
-        "vlanlb_topology",
-        "vlanlb_podman",
-        "vlanlb_config",
-    ):
-        result.stdout.fnmatch_lines([f"{fixture}*", "*?*"])
+    docs = {
+        "vlanlb_lab": "The whole lab, built once per session*",
+        "vlanlb_router": "The router node*",
+        "vlanlb_client": "The client on the VIP's segment*",
+        "vlanlb_backend": "The service's backend pod*",
+        "vlanlb_topology": "The topology model*",
+        "vlanlb_podman": "The podman API service*",
+        "vlanlb_config": "How the lab is built*",
+        "vlanlb_layers": "Workshop layers on the router for one test*",
+        "vlanlb_firewall": "Step 2's firewall*",
+        "vlanlb_webserver": "Step 1*",
+        "vlanlb_vip": "Step 3*",
+        "vlanlb_dnat": "Step 4*",
+        "vlanlb_snat": "Step 5*",
+    }
+    for fixture, doc in docs.items():
+        result.stdout.fnmatch_lines([f"{fixture}*plugin.py*", f"    {doc}"])
 
 
 def test_header_names_the_topology(pytester):
