@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from .errors import VlanlbError
+from .grade_items import GradeReport, grading_collectors
+from .grading import Environment, load_class, parse_names
 from .lab import Lab
 from .layers import FIREWALL_VARIANTS, LayerStack
 from .node import Node
@@ -64,6 +66,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="vlanlb_keep",
         help="keep the lab after the run for debugging; prints how to remove it",
     )
+    grading = parser.getgroup("vlanlb-grade", "grading a student's lab (pytest-vlanlb)")
+    grading.addoption(
+        "--vlanlb-attach",
+        action="store_true",
+        dest="vlanlb_attach",
+        help="grade existing containers step by step instead of building a lab; read-only",
+    )
+    grading.addoption(
+        "--vlanlb-names",
+        dest="vlanlb_names",
+        default=None,
+        help="container names, e.g. router=R,a=A,b=B (default router, a, b)",
+    )
+    grading.addoption(
+        "--vlanlb-class",
+        dest="vlanlb_class",
+        default=None,
+        help="YAML file listing several environments to grade (implies --vlanlb-attach)",
+    )
+    grading.addoption(
+        "--vlanlb-report",
+        dest="vlanlb_report",
+        default=None,
+        help="write the grade as JSON here (a folder, one file per environment, "
+        "with --vlanlb-class)",
+    )
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
@@ -82,8 +110,27 @@ def pytest_configure(config: pytest.Config) -> None:
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
         config.stash[_TOPOLOGY] = _load(config)
+        if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
+            grade = GradeReport(
+                _environments(config),
+                config.getoption("vlanlb_report"),
+                several=bool(config.getoption("vlanlb_class")),
+            )
+            config.stash[_GRADE] = grade
+            config.pluginmanager.register(grade, "vlanlb-grade-report")
     except VlanlbError as exc:
         raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
+
+
+def _environments(config: pytest.Config) -> list[Environment]:
+    url = _option(config, "url")
+    class_file = config.getoption("vlanlb_class")
+    if class_file:
+        return load_class(Path(class_file), url)
+    return [Environment("default", url, parse_names(config.getoption("vlanlb_names")))]
+
+
+_GRADE = pytest.StashKey[GradeReport]()
 
 
 _TOPOLOGY = pytest.StashKey[Topology]()
@@ -105,7 +152,17 @@ def pytest_report_header(config: pytest.Config) -> str:
 _LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend", "vlanlb_layers"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before -m/-k deselection, which then applies to steps too
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if _GRADE in config.stash:
+        # Grading mode builds nothing: the test items are the steps of each environment.
+        if items:
+            config.hook.pytest_deselected(items=list(items))
+        environments = list(config.stash[_GRADE].environments.values())
+        items[:] = grading_collectors(session, environments, config.stash[_TOPOLOGY])
+        return
     for item in items:
         if _LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker("vlanlb")

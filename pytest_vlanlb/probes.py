@@ -121,3 +121,37 @@ def run_together(*probes: Callable[[], T]) -> list[T]:
     """Independent probes at the same time: negative ones then cost one wait, not several."""
     with ThreadPoolExecutor(max_workers=len(probes) or 1) as pool:
         return [future.result() for future in [pool.submit(p) for p in probes]]
+
+
+# --- probes that also work with a busybox-only userland (students' alpine containers) -----
+
+
+def ping_portable(node: Node, target: str, *, wait: int = 1) -> PingResult:
+    """One echo request with options iputils and busybox ping share (-W whole seconds)."""
+    result = node.exec("ping", "-c", "1", "-W", str(wait), target)
+    return parse_ping(target, result.stdout + result.stderr)
+
+
+def classify_wget(rc: int, stderr: str) -> HttpOutcome:
+    if rc == 0:
+        return HttpOutcome.OK
+    if "refused" in stderr:
+        return HttpOutcome.REFUSED
+    if rc in (124, 143) or "timed out" in stderr:  # killed by `timeout`
+        return HttpOutcome.TIMEOUT
+    if "No route to host" in stderr or "unreachable" in stderr:
+        return HttpOutcome.UNREACHABLE
+    return HttpOutcome.ERROR
+
+
+def http_get_portable(node: Node, url: str, *, timeout: int, curl: bool) -> HttpResult:
+    """GET with curl when the node has it, else busybox wget bounded by busybox timeout."""
+    if curl:
+        return http_get(node, url, timeout=timeout)
+    start = time.perf_counter()
+    result = node.exec("timeout", str(timeout), "wget", "-q", "-O", "-", url)
+    elapsed = time.perf_counter() - start
+    detail = result.stderr.strip() or (
+        f"no answer within {timeout}s" if result.rc in (124, 143) else f"wget exited {result.rc}"
+    )
+    return HttpResult(url, classify_wget(result.rc, result.stderr), result.stdout, detail, elapsed)

@@ -1,0 +1,158 @@
+"""pytest items for grading mode: one item per (environment, step), and the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .grading import STEPS, Environment, Grader, Verdict, attach_client
+from .topology import Topology
+
+VERDICT_PROPERTY = "vlanlb_verdict"
+ENV_PROPERTY = "vlanlb_environment"
+
+
+class GradeFailure(Exception):
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.id)
+        self.verdict = verdict
+
+
+class EnvironmentCollector(pytest.Collector):
+    """All steps of one student's environment (`grade[NAME]`)."""
+
+    environment: Environment
+    topology: Topology
+
+    def collect(self) -> Iterable[pytest.Item]:
+        for step in STEPS:
+            item = StepItem.from_parent(self, name=step)
+            # With pytest-xdist `--dist loadgroup`, one environment stays on one worker.
+            item.add_marker(pytest.mark.xdist_group(self.environment.name))
+            yield item
+
+    def grader(self) -> Grader:
+        cached = getattr(self, "_grader", None)
+        if cached is None:
+            cached = Grader(self.environment, self.topology, attach_client(self.environment.url))
+            self._grader = cached
+        return cached
+
+
+class StepItem(pytest.Item):
+    def runtest(self) -> None:
+        parent = self.parent
+        assert isinstance(parent, EnvironmentCollector)
+        verdict = parent.grader().grade(self.name)
+        self.user_properties.append((VERDICT_PROPERTY, verdict.as_dict()))
+        self.user_properties.append((ENV_PROPERTY, parent.environment.describe()))
+        if not verdict.passed:
+            raise GradeFailure(verdict)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, GradeFailure):
+            v = excinfo.value.verdict
+            lines = [f"{v.id}: {v.title}", *[f"  seen: {e}" for e in v.evidence]]
+            return "\n".join([*lines, f"  hint: {v.hint}"])
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "vlanlb-grade", None, f"{self.parent.name if self.parent else ''}::{self.name}"
+
+
+def grading_collectors(
+    session: pytest.Session, environments: list[Environment], topology: Topology
+) -> list[pytest.Item]:
+    items: list[pytest.Item] = []
+    for environment in environments:
+        collector = EnvironmentCollector.from_parent(session, name=f"grade[{environment.name}]")
+        collector.environment = environment
+        collector.topology = topology
+        items.extend(collector.collect())
+    return items
+
+
+class GradeReport:
+    """A plugin object: collects verdicts (also from xdist workers, which send them in
+    user_properties) and prints and writes the grade at the end."""
+
+    def __init__(self, environments: list[Environment], target: str | None, several: bool) -> None:
+        self.environments = {e.name: e for e in environments}
+        self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
+        self.target = Path(target) if target else None
+        self.several = several
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return  # the controller reports, with every worker's verdicts
+        for name in self.environments:
+            terminalreporter.write_sep("-", f"vlanlb grade: {name}")
+            for line in self.table(name):
+                terminalreporter.write_line(line)
+        if self.target is not None:
+            for path in self.write(self.target, self.several):
+                terminalreporter.write_line(f"vlanlb: report written to {path}")
+
+    def add(self, report: pytest.TestReport) -> None:
+        properties: dict[str, Any] = dict(report.user_properties)
+        if VERDICT_PROPERTY in properties:
+            name = properties[ENV_PROPERTY]["name"]
+            verdict = properties[VERDICT_PROPERTY]
+            self.verdicts[name][verdict["id"]] = verdict
+        elif report.when == "call" and report.failed and "grade[" in report.nodeid:
+            # The grader itself crashed: still a verdict, with the error as evidence.
+            name = report.nodeid.split("grade[", 1)[1].split("]", 1)[0]
+            step = report.nodeid.rsplit("::", 1)[1]
+            self.verdicts[name][step] = Verdict(
+                step,
+                STEPS[step],
+                "fail",
+                [str(report.longrepr)[-500:]],
+                "the grader could not probe this step (see evidence)",
+            ).as_dict()
+
+    def document(self, name: str) -> dict[str, Any]:
+        steps = [
+            self.verdicts[name].get(step)
+            or Verdict(step, STEPS[step], "fail", ["not graded"], "").as_dict()
+            for step in STEPS
+        ]
+        return {
+            "environment": self.environments[name].describe(),
+            "steps": steps,
+            "score": sum(s["status"] == "pass" for s in steps),
+            "max": len(STEPS),
+        }
+
+    def table(self, name: str) -> list[str]:
+        doc = self.document(name)
+        lines = [f"vlanlb grade: {name} ({doc['score']}/{doc['max']})"]
+        for step in doc["steps"]:
+            mark = "PASS" if step["status"] == "pass" else "FAIL"
+            lines.append(f"  {mark}  {step['id']:<11} {step['title']}")
+            if step["hint"]:
+                lines.append(f"        hint: {step['hint']}")
+        return lines
+
+    def write(self, path: Path, several: bool) -> list[Path]:
+        written = []
+        if several:
+            path.mkdir(parents=True, exist_ok=True)
+            for name in self.environments:
+                target = path / f"{name}.json"
+                target.write_text(json.dumps(self.document(name), indent=2) + "\n")
+                written.append(target)
+        else:
+            (name,) = self.environments
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.document(name), indent=2) + "\n")
+            written.append(path)
+        return written
