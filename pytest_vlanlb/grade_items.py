@@ -23,17 +23,16 @@ class GradeFailure(Exception):
 
 
 class EnvironmentCollector(pytest.Collector):
-    """All steps of one student's environment (`grade[NAME]`)."""
+    """All steps of one student's environment (`grade-NAME::STEP`, junit class grade-NAME)."""
 
     environment: Environment
     topology: Topology
 
     def collect(self) -> Iterable[pytest.Item]:
+        # With pytest-xdist, `--dist loadscope` keeps one environment's steps on one worker
+        # (its scope is this collector), so their probes never overlap.
         for step in STEPS:
-            item = StepItem.from_parent(self, name=step)
-            # With pytest-xdist `--dist loadgroup`, one environment stays on one worker.
-            item.add_marker(pytest.mark.xdist_group(self.environment.name))
-            yield item
+            yield StepItem.from_parent(self, name=step)
 
     def grader(self) -> Grader:
         cached = getattr(self, "_grader", None)
@@ -69,7 +68,7 @@ def grading_collectors(
 ) -> list[pytest.Item]:
     items: list[pytest.Item] = []
     for environment in environments:
-        collector = EnvironmentCollector.from_parent(session, name=f"grade[{environment.name}]")
+        collector = EnvironmentCollector.from_parent(session, name=f"grade-{environment.name}")
         collector.environment = environment
         collector.topology = topology
         items.extend(collector.collect())
@@ -107,10 +106,10 @@ class GradeReport:
             name = properties[ENV_PROPERTY]["name"]
             verdict = properties[VERDICT_PROPERTY]
             self.verdicts[name][verdict["id"]] = verdict
-        elif report.when == "call" and report.failed and "grade[" in report.nodeid:
+        elif report.when == "call" and report.failed and report.nodeid.startswith("grade-"):
             # The grader itself crashed: still a verdict, with the error as evidence.
-            name = report.nodeid.split("grade[", 1)[1].split("]", 1)[0]
-            step = report.nodeid.rsplit("::", 1)[1]
+            collector, step = report.nodeid.rsplit("::", 1)
+            name = collector.removeprefix("grade-")
             self.verdicts[name][step] = Verdict(
                 step,
                 STEPS[step],

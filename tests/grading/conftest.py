@@ -1,0 +1,209 @@
+"""Student-like labs, built the way a student types the workshop (podman API calls that
+mirror `podman run`/`podman network connect`/`podman exec`), never with the plugin's layers.
+
+Images: no registry here, so "alpine" is a busybox-only image from Debian's static busybox
+(sh, ping, nc, wget, ip, timeout as on alpine; no curl); the router uses the node image, as a
+student's router has iptables installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from podman.errors import NotFound
+
+from pytest_vlanlb.image import ImageRecipe, import_rootfs
+from pytest_vlanlb.lab import remove_leftovers
+from pytest_vlanlb.naming import RunNames
+from pytest_vlanlb.podman_service import ULIMITS
+from pytest_vlanlb.wires import WireKind, create_wires, delete_links
+
+ROOT = Path(__file__).resolve().parents[2]
+BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
+SERVER = "while true; do echo -e 'HTTP/1.1 200 OK\\n\\nHello from Pod B' | nc -l -p 80; done"
+DROP_AS_WRITTEN = "iptables -I FORWARD -i eth1 -o eth2 -j DROP"
+DROP_CORRECTED = "iptables -I FORWARD -i eth1 -o eth2 -m conntrack ! --ctstate DNAT -j DROP"
+VIP = "ip addr add 192.168.10.100/32 dev eth1"
+DNAT = (
+    "iptables -t nat -A PREROUTING -d 192.168.10.100 -p tcp --dport 80 -j DNAT "
+    "--to-destination 192.168.20.20:80"
+)
+SNAT = "iptables -t nat -A POSTROUTING -d 192.168.20.20 -p tcp --dport 80 -j MASQUERADE"
+
+#: Each variant: the commands the student typed on the router, and whether Step 1 was done.
+VARIANTS: dict[str, tuple[list[str], bool]] = {
+    "complete": ([DROP_CORRECTED, VIP, DNAT, SNAT], True),
+    "as-written": ([DROP_AS_WRITTEN, VIP, DNAT, SNAT], True),
+    "no-server": ([DROP_CORRECTED, VIP, DNAT, SNAT], False),
+    "vip-wrong-if": ([DROP_CORRECTED, VIP.replace("eth1", "eth2"), DNAT, SNAT], True),
+    "no-dnat": ([DROP_CORRECTED, VIP, SNAT], True),
+    "no-firewall": ([VIP, DNAT, SNAT], True),
+}
+
+
+def busybox_rootfs() -> bytes:
+    """A root filesystem with a static busybox and its applets linked in /bin."""
+    if not BUSYBOX.exists():
+        pytest.fail(f"{BUSYBOX} is missing: run scripts/setup")
+    applets = subprocess.run(
+        [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder in ("bin", "etc", "tmp", "proc", "sys", "dev", "root", "usr", "usr/bin"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if folder == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(str(BUSYBOX), "bin/busybox")
+        for applet in applets:
+            if applet != "busybox":
+                link = tarfile.TarInfo(f"bin/{applet}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def alpine_like_image(vlanlb_podman, tmp_path_factory):
+    client = vlanlb_podman.client()
+    digest = hashlib.sha256(BUSYBOX.read_bytes()).hexdigest()[:12]
+    tag = f"localhost/vlanlb-student-busybox:{digest}"
+    if not client.images.exists(tag):
+        rootfs = tmp_path_factory.mktemp("busybox") / "rootfs.tar"
+        rootfs.write_bytes(busybox_rootfs())
+        import_rootfs(client, rootfs, tag, ("sleep", "infinity"))
+    return tag
+
+
+@dataclass
+class StudentLab:
+    prefix: str
+    names: RunNames
+    client: object
+    links: list[str] = field(default_factory=list)
+
+    def container(self, role):
+        return self.client.containers.get(f"{self.prefix}{role}")
+
+    def type(self, role, command, detach=False):
+        """`podman exec ROLE sh -c COMMAND`, as the student typed it."""
+        ctr = self.container(role)
+        if detach:
+            ctr.exec_run(["sh", "-c", command], detach=True)
+            return ""
+        rc, output = ctr.exec_run(["sh", "-c", command], demux=True)
+        assert rc == 0, f"{role}: {command}: {output}"
+        return (output[0] or b"").decode()
+
+    def state(self):
+        """What grading must not change: rules (no counters) and every container's addresses."""
+        return {
+            # Policy lines carry counters even without -c: they are not state.
+            "rules": self.type(
+                "router", "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"
+            ),
+            **{role: self.type(role, "ip addr show") for role in ("router", "a", "b")},
+        }
+
+
+def build_student_lab(
+    client, prefix, router_image, client_image, backend_image, variant
+) -> StudentLab:
+    names = RunNames.new()
+    lab = StudentLab(prefix, names, client)
+    try:
+        _build(client, lab, router_image, client_image, backend_image, variant)
+    except BaseException:
+        remove_student_lab(client, lab)
+        raise
+    return lab
+
+
+def _build(client, lab, router_image, client_image, backend_image, variant):
+    prefix, names = lab.prefix, lab.names
+    vlans = [("net-vlan10", 10), ("net-vlan20", 20)]
+    wires = create_wires(WireKind.VETH, names, vlans)
+    lab.links = wires.links
+    labels = names.labels()
+    for network, vlan in vlans:
+        body = {
+            "name": f"{prefix}{network}",
+            "driver": "macvlan",
+            "network_interface": wires.parents[network],
+            "subnets": [{"subnet": f"192.168.{vlan}.0/24", "gateway": f"192.168.{vlan}.1"}],
+            "labels": labels,
+        }
+        response = client.api.post(
+            "/networks/create", data=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 200, response.text
+    common = {"ulimits": ULIMITS, "stop_timeout": 0, "labels": labels, "network_mode": "bridge"}
+    router = client.containers.create(
+        router_image,
+        name=f"{prefix}router",
+        cap_add=["NET_ADMIN", "NET_RAW"],
+        sysctls={"net.ipv4.ip_forward": "1"},
+        networks={"podman": {}},
+        **common,
+    )
+    router.start()
+    for network, address in (("net-vlan10", "192.168.10.1"), ("net-vlan20", "192.168.20.1")):
+        client.networks.get(f"{prefix}{network}").connect(
+            router, ipv4_address=address, compatible=True
+        )
+    for role, image, network, address in (
+        ("a", client_image, "net-vlan10", "192.168.10.10"),
+        ("b", backend_image, "net-vlan20", "192.168.20.20"),
+    ):
+        client.containers.create(
+            image,
+            name=f"{prefix}{role}",
+            cap_add=["NET_RAW"],
+            networks={f"{prefix}{network}": {"static_ips": [address]}},
+            **common,
+        ).start()
+    commands, server = VARIANTS[variant]
+    if server:
+        lab.type("b", SERVER, detach=True)
+    for command in commands:
+        lab.type("router", command)
+
+
+def remove_student_lab(client, lab: StudentLab) -> None:
+    for role in ("a", "b", "router"):
+        with contextlib.suppress(NotFound):
+            lab.container(role).remove(force=True)
+    for network in ("net-vlan10", "net-vlan20"):
+        with contextlib.suppress(NotFound):
+            client.networks.get(f"{lab.prefix}{network}").remove(force=True)
+    delete_links(lab.links)
+
+
+@pytest.fixture(scope="session")
+def student_labs(vlanlb_podman, alpine_like_image):
+    """One student-like lab per variant, side by side (own segments, same addresses)."""
+    client = vlanlb_podman.client()
+    remove_leftovers(client)
+    node_image = ImageRecipe().tag
+    labs = {}
+    try:
+        for variant in VARIANTS:
+            labs[variant] = build_student_lab(
+                client, f"st-{variant}-", node_image, alpine_like_image, alpine_like_image, variant
+            )
+        yield labs
+    finally:
+        for lab in labs.values():
+            remove_student_lab(client, lab)

@@ -1,0 +1,155 @@
+"""Grading student-like labs: verdicts, hints, reports, read-only, several at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pytest_vlanlb.grading import STEPS
+
+from .conftest import VARIANTS
+
+#: For each variant, the steps that must fail and a phrase their hint must contain.
+EXPECTED_FAILURES = {
+    "complete": {},
+    "as-written": {"vip-curl": "also drops the DNAT'ed packets"},
+    "no-server": {
+        "web-server": "nothing listens on b:80",
+        "vip-curl": "which refused it: start Step 1's web server",
+    },
+    "vip-wrong-if": {"vip": "the VIP is on the wrong interface"},
+    "no-dnat": {
+        "dnat": "add Step 4's DNAT rule",
+        "vip-curl": "nothing translates it: add Step 4's DNAT rule",
+    },
+    "no-firewall": {"firewall": "Step 2's DROP rule is missing"},
+}
+
+
+@pytest.fixture(scope="module")
+def graded(student_labs, vlanlb_podman, tmp_path_factory):
+    """Grade every student lab in one run, two environments at a time (pytest-xdist)."""
+    work = tmp_path_factory.mktemp("class")
+    lines = ["environments:"]
+    for variant, lab in student_labs.items():
+        lines += [f"  - name: {variant}", f"    prefix: {lab.prefix}"]
+    (work / "class.yaml").write_text("\n".join(lines) + "\n")
+    before = {variant: lab.state() for variant, lab in student_labs.items()}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "2",
+            "--dist",
+            "loadscope",
+            "--vlanlb-class",
+            "class.yaml",
+            f"--vlanlb-url={vlanlb_podman.url}",
+            "--vlanlb-report",
+            "reports",
+            "--junitxml",
+            "junit.xml",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    after = {variant: lab.state() for variant, lab in student_labs.items()}
+    reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
+    return run, before, after, reports, work
+
+
+def test_grading_changes_nothing(graded):
+    _run, before, after, _reports, _work = graded
+    for variant in before:
+        assert after[variant] == before[variant], variant
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_verdicts_and_hints(graded, variant):
+    run, _before, _after, reports, _work = graded
+    assert variant in reports, run.stdout[-3000:]
+    report = reports[variant]
+    assert [s["id"] for s in report["steps"]] == list(STEPS)
+    failures = EXPECTED_FAILURES[variant]
+    for step in report["steps"]:
+        context = json.dumps(step, indent=1)
+        assert step["evidence"], context
+        if step["id"] in failures:
+            assert step["status"] == "fail", context
+            assert failures[step["id"]] in step["hint"], context
+        else:
+            assert step["status"] == "pass", context
+    assert report["score"] == len(STEPS) - len(failures)
+    assert report["max"] == len(STEPS)
+    assert report["environment"]["names"]["router"] == f"st-{variant}-router"
+
+
+def test_steps_sharing_a_probe_saw_the_same_request(graded):
+    """dnat, snat and vip-curl judge one request of a's (made once per environment)."""
+    _run, _before, _after, reports, _work = graded
+    for variant, report in reports.items():
+        steps = {s["id"]: s for s in report["steps"]}
+        # The same request, hence the same counter movement, in both verdicts.
+        assert steps["dnat"]["evidence"][1].startswith("router: "), variant
+        assert steps["dnat"]["evidence"][1] == steps["vip-curl"]["evidence"][1], variant
+
+
+def test_missing_curl_is_reported_with_the_workshops_apk_line(graded):
+    _run, _before, _after, reports, _work = graded
+    step = next(s for s in reports["complete"]["steps"] if s["id"] == "vip-curl")
+    assert step["status"] == "pass"  # judged with busybox wget
+    assert (
+        "curl is not installed on a: podman exec st-complete-a apk add --no-cache curl"
+        in (step["hint"])
+    )
+
+
+def test_terminal_table_exit_code_and_junit(graded):
+    run, _before, _after, _reports, work = graded
+    assert run.returncode == 1, run.stdout[-3000:]  # some steps fail
+    assert "vlanlb grade: complete (7/7)" in run.stdout
+    assert "vlanlb grade: as-written (6/7)" in run.stdout
+    assert "INTERNALERROR" not in run.stdout + run.stderr
+    junit = (work / "junit.xml").read_text()
+    for variant in VARIANTS:
+        for step in STEPS:
+            assert f'grade-{variant}" name="{step}"' in junit  # classname, test name
+
+
+def test_missing_containers_fail_every_step_without_crashing(vlanlb_podman, tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--vlanlb-attach",
+            "--vlanlb-names",
+            "router=nope-r,a=nope-a,b=nope-b",
+            f"--vlanlb-url={vlanlb_podman.url}",
+            "--vlanlb-report",
+            "r.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["score"] == 0
+    for step in report["steps"]:
+        assert "container 'nope-r' (router) does not exist" in step["evidence"], step
+        assert "--vlanlb-names" in step["hint"]

@@ -1,0 +1,112 @@
+"""Grading helpers that need no podman: names, class files, parsing, rule matching."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from pytest_vlanlb.errors import TopologyError, VlanlbError
+from pytest_vlanlb.grading import _snat_rule_covers, load_class, parse_ip_addr, parse_names
+from pytest_vlanlb.probes import HttpOutcome, classify_wget
+
+
+def test_names_default_override_and_prefix():
+    assert parse_names(None) == {"router": "router", "a": "a", "b": "b"}
+    assert parse_names("router=r1,b=pod") == {"router": "r1", "a": "a", "b": "pod"}
+    assert parse_names(None, prefix="s1-")["a"] == "s1-a"
+    with pytest.raises(VlanlbError, match="'c=x' is not ROLE=NAME"):
+        parse_names("c=x")
+
+
+def test_class_file(tmp_path):
+    good = tmp_path / "class.yaml"
+    good.write_text(
+        "environments:\n  - name: alice\n    prefix: alice-\n"
+        "  - name: bob\n    url: ssh://bob@host/run/podman/podman.sock\n"
+        "    names: {router: r}\n"
+    )
+    alice, bob = load_class(good, "unix:///x.sock")
+    assert (alice.url, alice.names["b"]) == ("unix:///x.sock", "alice-b")
+    assert (bob.url, dict(bob.names)) == (
+        "ssh://bob@host/run/podman/podman.sock",
+        {"router": "r", "a": "a", "b": "b"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("environments: []\n", "environments"),
+        ("environments:\n  - prefix: x\n", "environments[0].name"),
+        ("environments:\n  - name: a\n  - name: a\n", "environments[1].name"),
+        ("environments:\n  - name: 'a b'\n", "environments[0].name"),
+        ("environments:\n  - name: a\n    names: {c: x}\n", "environments[0].names"),
+    ],
+)
+def test_bad_class_files_name_the_field(tmp_path, text, field):
+    path = tmp_path / "class.yaml"
+    path.write_text(text)
+    with pytest.raises(TopologyError) as caught:
+        load_class(path, None)
+    assert caught.value.field == field
+
+
+IPROUTE2 = """1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN
+    inet 127.0.0.1/8 scope host lo
+2: eth0@if10: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP
+    link/ether 02:aa:bb:cc:dd:ee brd ff:ff:ff:ff:ff:ff link-netnsid 0
+    inet 10.88.0.2/16 brd 10.88.255.255 scope global eth0
+3: eth1@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP
+    inet 192.168.10.1/24 brd 192.168.10.255 scope global eth1
+    inet 192.168.10.100/32 scope global eth1
+    inet6 fe80::1/64 scope link
+"""
+BUSYBOX = """1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000
+    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+    inet 127.0.0.1/8 scope host lo
+7: eth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP,M-DOWN> mtu 1500 qdisc noqueue
+    inet 192.168.10.10/24 brd 192.168.10.255 scope global eth0
+"""
+
+
+def test_ip_addr_output_of_iproute2_and_busybox():
+    parsed = parse_ip_addr(IPROUTE2)
+    assert [str(a) for a in parsed["eth1"]] == ["192.168.10.1/24", "192.168.10.100/32"]
+    assert parsed["eth0"] == [ipaddress.IPv4Interface("10.88.0.2/16")]
+    assert [str(a) for a in parse_ip_addr(BUSYBOX)["eth0"]] == ["192.168.10.10/24"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "covers"),
+    [
+        ("-A POSTROUTING -d 192.168.20.20/32 -p tcp -m tcp --dport 80 -j MASQUERADE", True),
+        ("-A POSTROUTING -o eth2 -j MASQUERADE", True),
+        ("-A POSTROUTING -o eth0 -j MASQUERADE", False),  # the uplink's NAT, not Step 5
+        ("-A POSTROUTING -d 192.168.20.0/24 -j SNAT --to-source 192.168.20.1", True),
+        ("-A POSTROUTING -d 192.168.20.21/32 -p tcp --dport 80 -j MASQUERADE", False),
+        ("-A POSTROUTING -d 192.168.20.20/32 -p tcp --dport 8080 -j MASQUERADE", False),
+        ("-A POSTROUTING -d 192.168.20.20/32 -j ACCEPT", False),
+    ],
+)
+def test_which_postrouting_rules_do_step5(rule, covers):
+    assert _snat_rule_covers(rule, "192.168.20.20", 80, "eth2") is covers
+
+
+@pytest.mark.parametrize(
+    ("rc", "stderr", "outcome"),
+    [
+        (0, "", HttpOutcome.OK),
+        (
+            1,
+            "wget: can't connect to remote host (192.168.20.20): Connection refused",
+            HttpOutcome.REFUSED,
+        ),
+        (143, "", HttpOutcome.TIMEOUT),
+        (124, "", HttpOutcome.TIMEOUT),
+        (1, "wget: can't connect to remote host: No route to host", HttpOutcome.UNREACHABLE),
+        (1, "wget: bad address 'x'", HttpOutcome.ERROR),
+    ],
+)
+def test_busybox_wget_outcomes(rc, stderr, outcome):
+    assert classify_wget(rc, stderr) is outcome
