@@ -241,12 +241,15 @@ class Grader:
                 "with --vlanlb-names router=R,a=A,b=B"
             )
             return verdict
-        counted = step in ("firewall", "dnat", "snat", "vip-curl")
-        if counted and "iptables" not in self.tools("router"):  # counters need iptables
+        no_iptables = "iptables" not in self.tools("router")
+        if no_iptables and step in ("dnat", "snat"):  # judged from the router's NAT rules
             verdict.evidence.append("iptables is not installed on the router")
             verdict.hint = self.apk("iptables")
             return verdict
         getattr(self, "_" + step.replace("-", "_"))(verdict)
+        if no_iptables and not verdict.passed and step in ("firewall", "vip-curl"):
+            verdict.evidence.append("iptables is not installed on the router")
+            verdict.hint += f"; first install iptables: {self.apk('iptables')}"
         return verdict
 
     def _env(self, v: Verdict) -> None:

@@ -39,7 +39,9 @@ DNAT = (
 SNAT = "iptables -t nat -A POSTROUTING -d 192.168.20.20 -p tcp --dport 80 -j MASQUERADE"
 
 #: Each variant: the commands the student typed on the router, and whether Step 1 was done.
+#: "no-iptables": the router is busybox-only (the student never ran `apk add iptables`).
 VARIANTS: dict[str, tuple[list[str], bool]] = {
+    "no-iptables": ([VIP], True),
     "complete": ([DROP_CORRECTED, VIP, DNAT, SNAT], True),
     "as-written": ([DROP_AS_WRITTEN, VIP, DNAT, SNAT], True),
     "no-server": ([DROP_CORRECTED, VIP, DNAT, SNAT], False),
@@ -112,7 +114,9 @@ class StudentLab:
         return {
             # Policy lines carry counters even without -c: they are not state.
             "rules": self.type(
-                "router", "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"
+                "router",
+                "command -v iptables-save >/dev/null || exit 0; "
+                "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'",
             ),
             **{role: self.type(role, "ip addr show") for role in ("router", "a", "b")},
         }
@@ -200,8 +204,14 @@ def student_labs(vlanlb_podman, alpine_like_image):
     labs = {}
     try:
         for variant in VARIANTS:
+            router_image = alpine_like_image if variant == "no-iptables" else node_image
             labs[variant] = build_student_lab(
-                client, f"st-{variant}-", node_image, alpine_like_image, alpine_like_image, variant
+                client,
+                f"st-{variant}-",
+                router_image,
+                alpine_like_image,
+                alpine_like_image,
+                variant,
             )
         yield labs
     finally:
