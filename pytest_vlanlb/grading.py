@@ -197,27 +197,18 @@ class Grader:
         return None
 
     def names_for_hints(self) -> dict[str, str]:
-        public = (
-            self.router_if(
-                str(
-                    self.topology.router.address_on(
-                        self.topology.segment_of(self.topology.service.vip)
-                    )
-                )
-            )
-            or "eth1"
-        )
-        pods = (
-            self.router_if(
-                str(
-                    self.topology.router.address_on(
-                        self.topology.segment_of(self.topology.service.backend_address)
-                    )
-                )
-            )
-            or "eth2"
-        )
-        return {"public": public, "pods": pods, **self.environment.names}
+        """Container and router interface names as the student's lab has them."""
+        service = self.topology.service
+        return {
+            "public": self._router_leg_toward(service.vip) or "eth1",
+            "pods": self._router_leg_toward(service.backend_address) or "eth2",
+            **self.environment.names,
+        }
+
+    def _router_leg_toward(self, address: ipaddress.IPv4Address) -> str | None:
+        """The router interface holding its own address on `address`'s segment."""
+        own = self.topology.router.address_on(self.topology.segment_of(address))
+        return self.router_if(str(own))
 
     # --- grading --------------------------------------------------------------------------
 

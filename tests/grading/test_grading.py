@@ -35,6 +35,18 @@ EXPECTED_FAILURES = {
 }
 
 
+def grade(cwd, *args, timeout=600):
+    """`pytest` in grading mode, in a subprocess, as an instructor would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def graded(student_labs, vlanlb_podman, tmp_path_factory):
     """Grade every student lab in one run, two environments at a time (pytest-xdist)."""
@@ -44,30 +56,19 @@ def graded(student_labs, vlanlb_podman, tmp_path_factory):
         lines += [f"  - name: {variant}", f"    prefix: {lab.prefix}"]
     (work / "class.yaml").write_text("\n".join(lines) + "\n")
     before = {variant: lab.state() for variant, lab in student_labs.items()}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "2",
-            "--dist",
-            "loadscope",
-            "--vlanlb-class",
-            "class.yaml",
-            f"--vlanlb-url={vlanlb_podman.url}",
-            "--vlanlb-report",
-            "reports",
-            "--junitxml",
-            "junit.xml",
-        ],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+    run = grade(
+        work,
+        "-n",
+        "2",
+        "--dist",
+        "loadscope",
+        "--vlanlb-class",
+        "class.yaml",
+        f"--vlanlb-url={vlanlb_podman.url}",
+        "--vlanlb-report",
+        "reports",
+        "--junitxml",
+        "junit.xml",
     )
     after = {variant: lab.state() for variant, lab in student_labs.items()}
     reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
@@ -135,24 +136,14 @@ def test_terminal_table_exit_code_and_junit(graded):
 
 
 def test_missing_containers_fail_every_step_without_crashing(vlanlb_podman, tmp_path):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--vlanlb-attach",
-            "--vlanlb-names",
-            "router=nope-r,a=nope-a,b=nope-b",
-            f"--vlanlb-url={vlanlb_podman.url}",
-            "--vlanlb-report",
-            "r.json",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
+    run = grade(
+        tmp_path,
+        "--vlanlb-attach",
+        "--vlanlb-names",
+        "router=nope-r,a=nope-a,b=nope-b",
+        f"--vlanlb-url={vlanlb_podman.url}",
+        "--vlanlb-report",
+        "r.json",
         timeout=120,
     )
     assert run.returncode == 1, run.stdout
