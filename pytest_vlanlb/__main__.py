@@ -8,6 +8,7 @@ import sys
 from .errors import VlanlbError
 from .image import ImageRecipe, ensure_image
 from .lab import find_leftovers, remove_leftovers
+from .podman_service import BACKENDS, installed_backends, service_facts, start_service
 from .session import podman_service, preflight
 
 
@@ -16,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build-image", help="build the built-in node image if it is missing")
+    commands.add_parser(
+        "backends", help="check that podman works with each installed network backend"
+    )
     cleanup = commands.add_parser(
         "cleanup", help="remove labs left by runs that died (kept labs only with --kept/--run)"
     )
@@ -25,25 +29,56 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         preflight()
-        with podman_service(args.url) as service:
-            client = service.client()
-            if args.command == "build-image":
-                print(ensure_image(client, ImageRecipe()))
-                return 0
-            if args.dry_run:
-                items = find_leftovers(client)
-            else:
-                items = remove_leftovers(client, include_kept=args.kept, run_id=args.run)
-            verb = "found" if args.dry_run else "removed"
-            for item in items:
-                kept = " (kept)" if item.kept else ""
-                print(f"{verb} {item.kind} {item.name} of run {item.run_id}{kept}")
-            if not items:
-                print("nothing to remove")
+        if args.command == "backends":
+            return check_backends()
+        if args.command == "build-image":
+            with podman_service(args.url) as service:
+                print(ensure_image(service.client(), ImageRecipe()))
             return 0
+        # Networks live in one backend's configuration: without --url, sweep each installed
+        # backend (containers and host links are found by the first).
+        backends = ["auto"] if args.url else installed_backends() or ["auto"]
+        items = []
+        for backend in backends:
+            with podman_service(args.url, backend) as service:
+                client = service.client()
+                if args.dry_run:
+                    items += find_leftovers(client)
+                else:
+                    items += remove_leftovers(client, include_kept=args.kept, run_id=args.run)
+        verb = "found" if args.dry_run else "removed"
+        for item in dict.fromkeys(items):
+            kept = " (kept)" if item.kept else ""
+            print(f"{verb} {item.kind} {item.name} of run {item.run_id}{kept}")
+        if not items:
+            print("nothing to remove")
+        return 0
     except VlanlbError as exc:
         print(f"vlanlb: {exc}", file=sys.stderr)
         return 2
+
+
+def check_backends() -> int:
+    """Start a private service per backend (and one with podman's own choice); 1 if any fails."""
+    installed = installed_backends()
+    failed = 0
+    for backend in (None, *BACKENDS):
+        label = backend or "podman's own choice"
+        if backend is not None and backend not in installed:
+            print(f"{label}: not installed")
+            failed += backend == "netavark"  # the default backend must be there
+            continue
+        service = start_service(backend=backend)
+        try:
+            version, seen = service_facts(service.url)
+        finally:
+            service.stop()
+        ok = backend in (None, seen)
+        failed += not ok
+        print(f"{label}: podman {version} uses {seen}" + ("" if ok else " (NOT what was asked)"))
+    if failed:
+        print("vlanlb: a network backend is missing or broken: run scripts/setup", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

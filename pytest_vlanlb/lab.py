@@ -1,14 +1,22 @@
 """Building and removing the lab through podman-py: wires, networks, containers.
 
 Building is all or nothing: every step registers its undo first, and a failure unwinds what
-was built before the error reaches the user. Teardown removes everything by name; objects a
-crashed run left behind are found by label (and host links by ifalias) and removed by the
-next run.
+was built before the error reaches the user.
+
+On podman's CNI backend, host-local IPAM refuses a subnet's gateway as a static address
+("requested ip 192.168.10.1 is subnet's gateway"), yet the workshop's router *is* the gateway.
+There the router joins with a free "parking" address, and then moves its own interface to the
+gateway address (it has NET_ADMIN, as in the workshop). podman's records then show the parking
+address; the network itself (what a and b see) is the same as on netavark.
+
+Teardown removes everything by name; objects a crashed run left behind are found by label
+(and host links by ifalias) and removed by the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +48,7 @@ class Lab:
     client: podman.PodmanClient
     wires: Wires
     nodes: dict[str, Node] = field(default_factory=dict)
+    network_backend: str = "netavark"  # the podman service's network backend: netavark or cni
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # facts read once per lab
     _undo: list[tuple[str, Undo]] = field(default_factory=list, repr=False)
 
@@ -91,12 +100,14 @@ def build_lab(
     image: str,
     wire_kind: WireKind,
     names: RunNames,
+    *,
+    backend: str = "netavark",
 ) -> Lab:
     vlans = [(s.name, s.vlan) for s in topology.segments.values()]
     wires = create_wires(wire_kind, names, vlans)
-    lab = Lab(topology, names, client, wires)
-    lab._undo.append(("host links", lambda: delete_links(wires.links)))
+    lab = Lab(topology, names, client, wires, network_backend=backend)
     try:
+        lab._undo.append(("host links", lambda: delete_links(wires.links)))
         for segment in topology.segments.values():
             _create_network(lab, segment.name)
         for spec in topology.nodes.values():
@@ -142,6 +153,21 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     caps = ["NET_RAW"]  # ping, as the workshop's alpine containers can
     if spec.role == "router":
         caps.append("NET_ADMIN")
+    gateways = {s.gateway for s in lab.topology.segments.values()}
+    parked = {
+        i.segment: parking_address(lab.topology, i.segment)
+        for i in spec.interfaces
+        if lab.network_backend == "cni" and i.address in gateways
+    }
+    if parked and spec.role != "router":
+        raise LabBuildError(
+            f"node {node_name} holds a gateway address, which podman's CNI backend cannot "
+            "give it (only the router can take it over itself): use the netavark backend"
+        )
+
+    def podman_address(interface: Any) -> Any:
+        return parked.get(interface.segment, interface.address)
+
     create_args: dict[str, Any] = {
         "name": lab.names.container(node_name),
         "hostname": node_name,
@@ -150,7 +176,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
         "ulimits": ULIMITS,
         "stop_timeout": 0,  # `sleep infinity` as PID 1 ignores SIGTERM: do not wait for it
         "network_mode": "bridge",
-        "networks": {_network_for(lab, first.segment): _static(first.address)},
+        "networks": {_network_for(lab, first.segment): _static(podman_address(first))},
     }
     if spec.forwarding:
         create_args["sysctls"] = {"net.ipv4.ip_forward": "1"}
@@ -159,9 +185,39 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
         network = lab.client.networks.get(_network_for(lab, interface.segment))
-        network.connect(container, ipv4_address=str(interface.address), compatible=True)
+        network.connect(container, ipv4_address=str(podman_address(interface)), compatible=True)
     container.reload()
-    lab.nodes[node_name] = Node(spec, container)
+    node = Node(spec, container)
+    for segment, parking in parked.items():
+        _take_over_gateway(node, lab.topology.segments[segment], parking)
+    lab.nodes[node_name] = node
+
+
+def parking_address(topology: Topology, segment: str) -> ipaddress.IPv4Address:
+    """The highest address of a segment that no node, gateway or VIP of the topology uses."""
+    subnet = topology.segments[segment].subnet
+    used = {i.address for n in topology.nodes.values() for i in n.interfaces}
+    used |= {s.gateway for s in topology.segments.values()} | {topology.service.vip}
+    for address in reversed(list(subnet.hosts())):
+        if address not in used:
+            return address
+    raise LabBuildError(f"segment {segment} ({subnet}) has no free address left for podman")
+
+
+def _take_over_gateway(node: Node, segment: Any, parking: ipaddress.IPv4Address) -> None:
+    """Move the router's leg from its parking address to the gateway address (CNI only)."""
+    ifname = node.interface_with(parking)
+    prefix = segment.subnet.prefixlen
+    node.exec(
+        "/bin/sh",
+        "-c",
+        # Delete first: deleting a primary address also deletes its secondaries.
+        f"ip addr del {parking}/{prefix} dev {ifname} && "
+        f"ip addr add {segment.gateway}/{prefix} brd + dev {ifname} && "
+        # CNI's default route via the gateway now points at ourselves: drop it.
+        f"(ip route del default via {segment.gateway} dev {ifname} 2>/dev/null; true)",
+    ).check()
+    node.forget_interfaces()
 
 
 def _network_for(lab: Lab, segment: str) -> str:

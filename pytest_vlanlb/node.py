@@ -87,6 +87,10 @@ class Node:
             self._interfaces = {link["ifname"]: link for link in raw}
         return self._interfaces
 
+    def forget_interfaces(self) -> None:
+        """Read the interfaces again next time (after addresses changed)."""
+        self._interfaces = None
+
     def interface_with(self, address: ipaddress.IPv4Address | str) -> str:
         wanted = str(address)
         for name, link in self.interfaces().items():

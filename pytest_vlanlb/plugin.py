@@ -44,6 +44,15 @@ OPTIONS: list[tuple[str, dict[str, object]]] = [
             "where the kernel has it)",
         },
     ),
+    (
+        "network-backend",
+        {
+            "default": "auto",
+            "choices": ("auto", "netavark", "cni"),
+            "help": "podman network backend for the lab (auto: a running service's own, "
+            "else netavark if installed; netavark/cni: a private service with that backend)",
+        },
+    ),
 ]
 
 
@@ -52,14 +61,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, spec in OPTIONS:
         help_text = str(spec["help"])
         choices = spec.get("choices")
+        key = name.replace("-", "_")
         group.addoption(
             f"--vlanlb-{name}",
-            dest=f"vlanlb_{name}",
+            dest=f"vlanlb_{key}",
             default=None,
             choices=choices,
-            help=f"{help_text} (ini: vlanlb_{name})",
+            help=f"{help_text} (ini: vlanlb_{key})",
         )
-        parser.addini(f"vlanlb_{name}", help_text, default=spec["default"])
+        parser.addini(f"vlanlb_{key}", help_text, default=spec["default"])
     group.addoption(
         "--vlanlb-keep",
         action="store_true",
@@ -145,7 +155,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     topology = config.stash[_TOPOLOGY]
     return (
         f"vlanlb: topology {topology.name} ({topology.source}), "
-        f"image {_option(config, 'image') or 'built-in'}, wire {_option(config, 'wire')}"
+        f"image {_option(config, 'image') or 'built-in'}, wire {_option(config, 'wire')}, "
+        f"network backend {_option(config, 'network_backend')}"
     )
 
 
@@ -210,6 +221,7 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
         url=_option(pytestconfig, "url"),
         wire=_option(pytestconfig, "wire") or "auto",
         keep=bool(pytestconfig.getoption("vlanlb_keep")),
+        network_backend=_option(pytestconfig, "network_backend") or "auto",
     )
 
 
@@ -217,7 +229,7 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
 def vlanlb_podman(vlanlb_config: LabConfig) -> Iterator[PodmanService]:
     """The podman API service (its `.url`, `.client()`); started for the session if needed."""
     preflight()
-    with podman_service(vlanlb_config.url) as service:
+    with podman_service(vlanlb_config.url, vlanlb_config.network_backend) as service:
         yield service
 
 

@@ -2,8 +2,10 @@
 
 When no socket answers, we start `podman system service` on a private socket with a
 containers.conf of our own (through CONTAINERS_CONF, never by editing /etc): runc as the
-runtime where crun cannot run containers (cgroup v1 hybrid hosts), and ulimits that work
-without CAP_SYS_RESOURCE.
+runtime where crun cannot run containers (cgroup v1 hybrid hosts), ulimits that work
+without CAP_SYS_RESOURCE, and the network backend named explicitly (podman otherwise takes
+whatever it once wrote into its storage, often CNI). A service we did not start is taken
+with whatever backend it has.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import podman
 
@@ -24,6 +27,24 @@ from .naming import owner_is_alive, owner_token
 from .waiting import wait_until
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
+#: podman's two network backends; "auto" takes the service's own, else netavark if installed.
+BACKENDS = ("netavark", "cni")
+#: Where distributions put netavark, and CNI's macvlan plugin (podman's own search paths).
+HELPER_DIRS = (
+    "/usr/local/libexec/podman",
+    "/usr/local/lib/podman",
+    "/usr/libexec/podman",
+    "/usr/lib/podman",
+)
+CNI_DIRS = (
+    "/usr/local/libexec/cni",
+    "/usr/libexec/cni",
+    "/usr/local/lib/cni",
+    "/usr/lib/cni",
+    "/opt/cni/bin",
+)
+#: The oldest podman whose REST API and macvlan handling this plugin was checked against.
+MIN_PODMAN = (4, 3)
 #: Rootful podman raises these limits by default; without CAP_SYS_RESOURCE that fails.
 ULIMITS = [
     {"Name": "nofile", "Soft": 1024, "Hard": 1024},
@@ -39,13 +60,76 @@ def answers(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def containers_conf() -> str:
+def installed_backends() -> list[str]:
+    """The network backends whose binaries are on this machine, preferred first."""
+    found = []
+    if any(Path(d, "netavark").is_file() for d in HELPER_DIRS):
+        found.append("netavark")
+    if any(Path(d, "macvlan").is_file() for d in CNI_DIRS):
+        found.append("cni")
+    return found
+
+
+def choose_backend(requested: str) -> str | None:
+    """The backend a service we start should use: `requested`, or the best installed one.
+
+    "default" leaves it to podman, as its CLI does (grading: the student's own podman).
+    """
+    if requested == "default":
+        return None
+    installed = installed_backends()
+    if requested == "auto":
+        if not installed:
+            raise PreflightError(
+                "podman has no network backend installed: run scripts/setup "
+                "(or `apt-get install netavark aardvark-dns`)"
+            )
+        return installed[0]
+    if requested not in BACKENDS:
+        raise PreflightError(
+            f"unknown network backend {requested!r}: use auto, {' or '.join(BACKENDS)}"
+        )
+    if requested not in installed:
+        package = (
+            "netavark aardvark-dns" if requested == "netavark" else ("containernetworking-plugins")
+        )
+        raise PreflightError(
+            f"the {requested} network backend is not installed: `apt-get install {package}` "
+            "(scripts/setup installs both), or use --vlanlb-network-backend=auto"
+        )
+    return requested
+
+
+def containers_conf(backend: str | None = None) -> str:
     lines = ["[containers]", 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]']
     if shutil.which("runc") is not None:
         # crun refuses cgroup v1 hybrid hosts ("cgroups in hybrid mode not supported");
         # runc runs everywhere podman does, and podman-py cannot choose it per container.
         lines += ["[engine]", 'runtime = "runc"']
+    if backend is not None:
+        lines += ["[network]", f'network_backend = "{backend}"']
     return "\n".join(lines) + "\n"
+
+
+def service_facts(url: str) -> tuple[str, str]:
+    """(podman version, network backend) of the service at `url`."""
+    with podman.PodmanClient(base_url=url, timeout=30) as client:
+        info: dict[str, Any] = client.info()  # type: ignore[no-untyped-call]
+    host = info.get("host", {})
+    version = str(info.get("version", {}).get("Version", "?"))
+    return version, str(host.get("networkBackend") or "cni")  # podman < 4 knew only CNI
+
+
+def check_version(version: str, url: str) -> None:
+    try:
+        numbers = tuple(int(part) for part in version.split("-")[0].split(".")[:2])
+    except ValueError:
+        return  # a development build: let it try
+    if numbers < MIN_PODMAN:
+        raise PreflightError(
+            f"podman {version} at {url} is too old: pytest-vlanlb needs podman "
+            f"{'.'.join(map(str, MIN_PODMAN))} or newer (Debian 12, Ubuntu 24.04, Fedora 37+)"
+        )
 
 
 @dataclass
@@ -56,6 +140,17 @@ class PodmanService:
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
     log: Path | None = field(default=None)
+    version: str = ""
+    backend: str = ""  # netavark or cni, as the service reports it
+
+    def describe(self) -> str:
+        who = "started for this run" if self.process is not None else "running"
+        return f"podman {self.version}, {self.backend} backend, {who} at {self.url}"
+
+    def alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            return False
+        return answers(self.url, 3.0)
 
     def client(self, timeout: float = 120.0) -> podman.PodmanClient:
         return podman.PodmanClient(base_url=self.url, timeout=timeout)
@@ -72,19 +167,45 @@ class PodmanService:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def connect(url: str | None = None, *, timeout: float = 20.0) -> PodmanService:
-    """The service at `url`, else a running default one, else one we start."""
+def connect(
+    url: str | None = None, *, backend: str = "auto", timeout: float = 20.0
+) -> PodmanService:
+    """The service at `url`, else a running default one, else one we start.
+
+    `backend` other than auto: a running service is used only if it has that backend;
+    otherwise we start our own with it (both see the same containers and images). "default":
+    any running service, else one of ours with podman's own choice of backend.
+    """
     if url:
-        if not answers(url):
+        if not answers(url, timeout=10.0):
             raise PreflightError(
                 f"no podman API answers at {url}: start it with "
-                f"`podman system service --time=0 {url}` or drop --vlanlb-url"
+                f"`podman system service --time=0 {url}`, check the address (and for ssh:// "
+                "the key and host), or drop --vlanlb-url"
             )
-        return PodmanService(url)
+        return _checked(PodmanService(url), backend)
     for candidate in (os.environ.get("CONTAINER_HOST"), *DEFAULT_SOCKETS):
         if candidate and answers(candidate):
-            return PodmanService(candidate)
-    return start_service(timeout=timeout)
+            service = _checked(PodmanService(candidate), "auto")
+            if backend in ("auto", "default", service.backend):
+                return service
+    return _checked(start_service(backend=choose_backend(backend), timeout=timeout), backend)
+
+
+def _checked(service: PodmanService, backend: str) -> PodmanService:
+    try:
+        service.version, service.backend = service_facts(service.url)
+        check_version(service.version, service.url)
+        if backend not in ("auto", "default", service.backend):
+            raise PreflightError(
+                f"the podman service at {service.url} uses the {service.backend} network "
+                f"backend, not {backend}: drop --vlanlb-url to let the plugin start its own, "
+                "or drop --vlanlb-network-backend"
+            )
+    except BaseException:
+        service.stop()
+        raise
+    return service
 
 
 WORKDIR_PREFIX = "vlanlb-podman-"
@@ -107,7 +228,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def start_service(*, timeout: float = 20.0) -> PodmanService:
+def start_service(*, backend: str | None = None, timeout: float = 20.0) -> PodmanService:
     binary = shutil.which("podman")
     if binary is None:
         raise PreflightError(
@@ -118,7 +239,7 @@ def start_service(*, timeout: float = 20.0) -> PodmanService:
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
     (workdir / "owner").write_text(owner_token())
     conf = workdir / "containers.conf"
-    conf.write_text(containers_conf())
+    conf.write_text(containers_conf(backend))
     socket = workdir / "podman.sock"
     log = workdir / "service.log"
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}

@@ -29,6 +29,7 @@ class LabConfig:
     url: str | None = None  # None: a running local service, else one we start
     wire: str = "auto"  # auto, 8021q or veth
     keep: bool = False
+    network_backend: str = "auto"  # auto, netavark or cni
 
 
 def preflight() -> None:
@@ -43,8 +44,8 @@ def preflight() -> None:
 
 
 @contextlib.contextmanager
-def podman_service(url: str | None) -> Iterator[PodmanService]:
-    service = connect(url)
+def podman_service(url: str | None, backend: str = "auto") -> Iterator[PodmanService]:
+    service = connect(url, backend=backend)
     try:
         yield service
     finally:
@@ -56,6 +57,7 @@ def running_lab(
     config: LabConfig, service: PodmanService, progress: Progress = print
 ) -> Iterator[Lab]:
     client = service.client()
+    progress(service.describe())
     for item in remove_leftovers(client):
         progress(f"removed leftover {item.kind} {item.name} of crashed run {item.run_id}")
     if config.image:
@@ -63,7 +65,8 @@ def running_lab(
     else:
         image = ensure_image(client, ImageRecipe(), progress)
     names = RunNames.new(keep=config.keep)
-    lab = build_lab(client, config.topology, image, choose_wire_kind(config.wire), names)
+    wire = choose_wire_kind(config.wire)
+    lab = build_lab(client, config.topology, image, wire, names, backend=service.backend)
     try:
         yield lab
     finally:
