@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from .grading import STEPS, Environment, Grader, Verdict, attach_client
+from .errors import VlanlbError
+from .grading import STEPS, Environment, Grader, Verdict
+from .podman_service import PodmanService, connect
 from .topology import Topology
 
 VERDICT_PROPERTY = "vlanlb_verdict"
@@ -37,7 +39,10 @@ class EnvironmentCollector(pytest.Collector):
     def grader(self) -> Grader:
         cached = getattr(self, "_grader", None)
         if cached is None:
-            cached = Grader(self.environment, self.topology, attach_client(self.environment.url))
+            report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
+            assert isinstance(report, GradeReport)
+            service = report.service_for(self.environment.url)
+            cached = Grader(self.environment, self.topology, service.client(timeout=60))
             self._grader = cached
         return cached
 
@@ -79,11 +84,33 @@ class GradeReport:
     """A plugin object: collects verdicts (also from xdist workers, which send them in
     user_properties) and prints and writes the grade at the end."""
 
+    PLUGIN_NAME = "vlanlb-grade-report"
+
     def __init__(self, environments: list[Environment], target: str | None, several: bool) -> None:
+        self.services: dict[str | None, PodmanService | VlanlbError] = {}
         self.environments = {e.name: e for e in environments}
         self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
         self.target = Path(target) if target else None
         self.several = several
+
+    def service_for(self, url: str | None) -> PodmanService:
+        """The podman API for `url`; without one, a running local service or one we start
+        (with podman's own backend, so it sees the student's containers as the CLI does)."""
+        if url not in self.services:
+            try:
+                self.services[url] = connect(url, backend="default")
+            except VlanlbError as exc:  # once per URL, not once per step
+                self.services[url] = exc
+        found = self.services[url]
+        if isinstance(found, VlanlbError):
+            raise found
+        return found
+
+    def pytest_unconfigure(self) -> None:
+        for service in self.services.values():
+            if isinstance(service, PodmanService):
+                service.stop()
+        self.services.clear()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -92,6 +119,9 @@ class GradeReport:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return  # the controller reports, with every worker's verdicts
+        for service in self.services.values():
+            if isinstance(service, PodmanService):
+                terminalreporter.write_line(f"vlanlb: graded through {service.describe()}")
         for name in self.environments:
             terminalreporter.write_sep("-", f"vlanlb grade: {name}")
             for line in self.table(name):

@@ -555,18 +555,3 @@ def parse_ip_addr(text: str) -> dict[str, list[ipaddress.IPv4Interface]]:
         elif (inet := _INET.match(line)) and current:
             result[current].append(ipaddress.IPv4Interface(inet[1]))
     return result
-
-
-def attach_client(url: str | None) -> podman.PodmanClient:
-    """A client for a student's podman; never starts a service (grading builds nothing)."""
-    from .podman_service import DEFAULT_SOCKETS, answers
-
-    candidates = [url] if url else [*DEFAULT_SOCKETS]
-    for candidate in candidates:
-        if candidate and answers(candidate):
-            return podman.PodmanClient(base_url=candidate, timeout=60)
-    raise VlanlbError(
-        f"no podman API answers at {url or ' or '.join(DEFAULT_SOCKETS)}: start it with "
-        "`podman system service --time=0 unix:///run/podman/podman.sock`, or pass "
-        "--vlanlb-url (unix://... or ssh://...)"
-    )

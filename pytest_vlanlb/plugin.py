@@ -127,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 several=bool(config.getoption("vlanlb_class")),
             )
             config.stash[_GRADE] = grade
-            config.pluginmanager.register(grade, "vlanlb-grade-report")
+            config.pluginmanager.register(grade, GradeReport.PLUGIN_NAME)
     except VlanlbError as exc:
         raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
 

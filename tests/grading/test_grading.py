@@ -152,3 +152,54 @@ def test_missing_containers_fail_every_step_without_crashing(vlanlb_podman, tmp_
     for step in report["steps"]:
         assert "container 'nope-r' (router) does not exist" in step["evidence"], step
         assert "--vlanlb-names" in step["hint"]
+
+
+def service_processes():
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in ps.stdout.splitlines() if "podman system service" in line]
+
+
+def test_grading_starts_and_stops_its_own_service_when_none_runs(student_labs, tmp_path):
+    """A student built the lab with the CLI and no API service runs: grading still works."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # no CONTAINER_HOST
+    default = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pytest_vlanlb.podman_service import answers, DEFAULT_SOCKETS;"
+            "print(any(answers(s) for s in DEFAULT_SOCKETS))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert default.stdout.strip() == "False", "a default podman socket answers: not this path"
+    before = service_processes()
+    lab = student_labs["complete"]
+    names = ",".join(f"{role}={lab.prefix}{role}" for role in ("router", "a", "b"))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--vlanlb-attach",
+            "--vlanlb-names",
+            names,
+            "--vlanlb-report",
+            "r.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "vlanlb grade: default (7/7)" in run.stdout
+    assert "started for this run at unix://" in run.stdout  # our own service, not a running one
+    assert json.loads((tmp_path / "r.json").read_text())["score"] == 7
+    assert service_processes() == before  # and it is gone again
