@@ -19,9 +19,11 @@ from typing import Any, cast
 
 import podman
 import yaml
+from podman.errors import NotFound
 
 from .counters import Observation, explain, observe
 from .errors import TopologyError, VlanlbError
+from .lookup import container_named
 from .node import Node
 from .probes import (
     HttpOutcome,
@@ -162,11 +164,11 @@ class Grader:
         found, problems = {}, []
         for role in ROLES:
             name = self.environment.names[role]
-            matches = self.client.containers.list(all=True, filters={"name": f"^{name}$"})
-            if not matches:
+            try:
+                container = container_named(self.client, name)  # literal, never a regex
+            except NotFound:
                 problems.append(f"container {name!r} ({role}) does not exist")
                 continue
-            container = self.client.containers.get(matches[0].id)
             if container.attrs.get("State", {}).get("Status") != "running":
                 problems.append(f"container {name!r} ({role}) is not running")
                 continue

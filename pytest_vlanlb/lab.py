@@ -28,6 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from .errors import LabBuildError, VlanlbError
 from .image import REQUIRED_TOOLS
+from .lookup import container_named, network_named
 from .naming import LABEL_KEEP, LABEL_NODE, LABEL_OWNER, LABEL_RUN, RunNames, owner_is_alive
 from .node import Node, exec_in
 from .podman_service import ULIMITS
@@ -184,7 +185,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     lab._undo.append((f"container {container.name}", lambda: _remove_container(container)))
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
-        network = lab.client.networks.get(_network_for(lab, interface.segment))
+        network = network_named(lab.client, _network_for(lab, interface.segment))
         network.connect(container, ipv4_address=str(podman_address(interface)), compatible=True)
     container.reload()
     node = Node(spec, container)
@@ -264,7 +265,7 @@ def _remove_network(client: podman.PodmanClient, name: str) -> None:
             reraise=True,
         ):
             with attempt:
-                client.networks.get(name).remove(force=True)
+                network_named(client, name).remove(force=True)
 
 
 # --- leftovers of runs that died --------------------------------------------------------------
@@ -319,7 +320,7 @@ def remove_leftovers(
     for item in chosen:
         if item.kind == "container":
             with contextlib.suppress(NotFound):
-                client.containers.get(item.name).remove(force=True, v=True)
+                container_named(client, item.name).remove(force=True, v=True)
     for item in chosen:
         if item.kind == "network":
             _remove_network(client, item.name)

@@ -22,6 +22,7 @@ from podman.errors import NotFound
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs
 from pytest_vlanlb.lab import remove_leftovers
+from pytest_vlanlb.lookup import container_named, network_named
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.podman_service import ULIMITS
 from pytest_vlanlb.wires import WireKind, create_wires, delete_links
@@ -97,7 +98,7 @@ class StudentLab:
     links: list[str] = field(default_factory=list)
 
     def container(self, role):
-        return self.client.containers.get(f"{self.prefix}{role}")
+        return container_named(self.client, f"{self.prefix}{role}")
 
     def type(self, role, command, detach=False):
         """`podman exec ROLE sh -c COMMAND`, as the student typed it."""
@@ -164,7 +165,7 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
     )
     router.start()
     for network, address in (("net-vlan10", "192.168.10.1"), ("net-vlan20", "192.168.20.1")):
-        client.networks.get(f"{prefix}{network}").connect(
+        network_named(client, f"{prefix}{network}").connect(
             router, ipv4_address=address, compatible=True
         )
     for role, image, network, address in (
@@ -191,7 +192,7 @@ def remove_student_lab(client, lab: StudentLab) -> None:
             lab.container(role).remove(force=True)
     for network in ("net-vlan10", "net-vlan20"):
         with contextlib.suppress(NotFound):
-            client.networks.get(f"{lab.prefix}{network}").remove(force=True)
+            network_named(client, f"{lab.prefix}{network}").remove(force=True)
     delete_links(lab.links)
 
 

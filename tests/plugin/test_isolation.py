@@ -11,6 +11,7 @@ from podman.errors import NotFound
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from pytest_vlanlb.lab import find_leftovers
+from pytest_vlanlb.lookup import container_named
 from pytest_vlanlb.naming import LABEL_RUN
 from pytest_vlanlb.wires import vlanlb_links
 
@@ -34,7 +35,7 @@ def test_users_own_a_b_router_survive_a_run(vlanlb_podman, vlanlb_lab, inner_run
     own = {}
     for name in ("a", "b", "router"):
         try:
-            own[name] = (client.containers.get(name).id, False)  # the user's real one
+            own[name] = (container_named(client, name).id, False)  # the user's real one
         except NotFound:
             ctr = client.containers.create(image, name=name, network_mode="none", stop_timeout=0)
             own[name] = (ctr.id, True)
