@@ -1,8 +1,9 @@
 """Network probes run inside lab nodes, with results parsed into facts tests can assert.
 
-Timeouts are short on purpose: on a local segment a reply takes well under a millisecond, so
-a probe that must NOT get through is sure after 0.3 s (a thousand round trips); waiting
-longer only slows suites.
+Only silence uses a short wait: on a local segment a reply takes well under a millisecond, so
+a probe that must NOT get through is sure after 0.3 s (a thousand round trips). Anything that
+must arrive (a reply, a greeting, a RST) gets POSITIVE_WAIT: on a loaded machine it can take
+far longer than 0.3 s, and it costs nothing when it comes at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ T = TypeVar("T")
 
 #: How long a negative probe waits before calling a packet lost (seconds).
 NEGATIVE_WAIT = 0.3
+#: How long a probe waits for something that must come (a reply, an answer, a refusal).
+POSITIVE_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def ping_lost(node: Node, target: str, *, count: int = 2) -> PingResult:
     return ping(node, target, count=count, wait=NEGATIVE_WAIT, interval=0.1)
 
 
+CURL_TIME = "vlanlb-curl-seconds="
+
+
 class HttpOutcome(str, enum.Enum):
     OK = "ok"  # an HTTP answer arrived
     REFUSED = "refused"  # a TCP RST: the address answered, nothing listens
@@ -101,20 +107,37 @@ def classify_curl(rc: int, stderr: str) -> HttpOutcome:
     return HttpOutcome.ERROR
 
 
-def http_get(node: Node, url: str, *, timeout: float = 3.0) -> HttpResult:
+def http_get(node: Node, url: str, *, timeout: float = POSITIVE_WAIT) -> HttpResult:
     start = time.perf_counter()
-    result = node.exec("curl", "-sS", "-v", "--max-time", f"{timeout:g}", url)
+    # curl's own clock: the exec around it can be slow on a loaded machine, curl's is not.
+    timing = "%{stderr}" + CURL_TIME + "%{time_total}\n"
+    result = node.exec("curl", "-sS", "-v", "--max-time", f"{timeout:g}", "-w", timing, url)
     elapsed = time.perf_counter() - start
+    stderr_lines = result.stderr.splitlines()
+    for line in stderr_lines:
+        if line.startswith(CURL_TIME):
+            elapsed = float(line[len(CURL_TIME) :])
     outcome = classify_curl(result.rc, result.stderr)
     detail = "\n".join(
-        line for line in result.stderr.splitlines() if not line.startswith(("> ", "< ", "{", "}"))
+        line for line in stderr_lines if not line.startswith(("> ", "< ", "{", "}", CURL_TIME))
     )
     return HttpResult(url, outcome, result.stdout, detail, elapsed)
 
 
 def http_get_negative(node: Node, url: str) -> HttpResult:
-    """A request that must not succeed: a drop shows as a timeout after NEGATIVE_WAIT."""
+    """A request that must get no answer at all: a drop shows as a timeout after NEGATIVE_WAIT.
+
+    Only for silence: a request expected to be refused must use `http_get`, since the RST
+    may be late on a loaded machine.
+    """
     return http_get(node, url, timeout=NEGATIVE_WAIT)
+
+
+def http_expecting(node: Node, url: str, expected: HttpOutcome) -> HttpResult:
+    """A GET that waits as long as `expected` needs: short for silence, long for anything."""
+    if expected is HttpOutcome.TIMEOUT:
+        return http_get_negative(node, url)
+    return http_get(node, url)
 
 
 def run_together(*probes: Callable[[], T]) -> list[T]:
