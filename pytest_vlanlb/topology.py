@@ -8,6 +8,7 @@ built.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,26 @@ class Topology:
 
 # --- loading -------------------------------------------------------------------------------
 
+#: Node and segment names become parts of podman names (`vlb-<run>-<name>`, which podman
+#: checks against [a-zA-Z0-9][a-zA-Z0-9_.-]*) and node names become hostnames (at most 64
+#: bytes for sethostname); a shell may see them in hints. ASCII letters, digits, - and _.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+NAME_MAX = 32
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` cannot name a node or segment, or None if it can."""
+    if not isinstance(name, str) or not name:
+        return f"names must be non-empty strings, not {name!r}"
+    if len(name) > NAME_MAX:
+        return f"name {name[:20]!r}... is {len(name)} characters long; at most {NAME_MAX}"
+    if not NAME_PATTERN.fullmatch(name):
+        return (
+            f"name {name!r} may hold only ASCII letters, digits, '-' and '_' and must start "
+            "with a letter or digit (it becomes part of podman names and a hostname)"
+        )
+    return None
+
 
 def topology_dirs(rootdir: Path | None = None) -> list[Path]:
     """Where topology names are looked up, first match wins.
@@ -173,6 +194,8 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     for index, raw in enumerate(top.sequence("segments")):
         f = _Fields(raw, source, f"segments[{index}]")
         seg_name = f.text("name")
+        if problem := name_problem(seg_name):
+            f.fail("name", problem)
         if seg_name in segments or seg_name == UPLINK:
             f.fail("name", f"duplicate or reserved segment name {seg_name!r}")
         vlan = f.number("vlan", 1, 4094)
@@ -194,8 +217,8 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     used: dict[ipaddress.IPv4Address, str] = {}
     for node_name, raw in raw_nodes.items():
         f = _Fields(raw, source, f"nodes.{node_name}")
-        if not isinstance(node_name, str) or not node_name.isidentifier():
-            f.fail("", "node names must be simple identifiers (letters, digits, _)")
+        if problem := name_problem(node_name):
+            f.fail("", problem)
         role = f.choice("role", ROLES)
         interfaces = []
         for index, raw_if in enumerate(f.sequence("interfaces")):

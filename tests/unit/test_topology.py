@@ -180,3 +180,38 @@ def test_users_own_topologies_dir_is_searched(tmp_path):
     dirs = topology_dirs(tmp_path)
     assert "classroom" in known_topologies(dirs)
     assert load_topology(resolve_topology("classroom", dirs)).service.port == 80
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a" * 200, "200 characters long; at most 32"),
+        ("aé", "only ASCII letters, digits"),
+        ("-a", "must start with a letter or digit"),
+        ("a;b $(id)", "only ASCII letters, digits"),
+        ("a.b", "only ASCII letters, digits"),
+    ],
+)
+def test_node_and_segment_names_podman_and_the_kernel_accept(basic_data, name, problem):
+    nodes = copy.deepcopy(basic_data)
+    nodes["nodes"][name] = nodes["nodes"].pop("a")
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(nodes, "x.yaml")
+    assert caught.value.field == f"nodes.{name}"
+    assert problem in caught.value.problem
+
+    segments = copy.deepcopy(basic_data)
+    segments["segments"][0]["name"] = name
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(segments, "x.yaml")
+    assert caught.value.field == "segments[0].name"
+    assert problem in caught.value.problem
+
+
+def test_longest_and_plainest_names_are_accepted(basic_data):
+    data = copy.deepcopy(basic_data)
+    long_name = "n" * 32
+    data["nodes"][long_name] = data["nodes"].pop("a")
+    data["nodes"]["web-1_x"] = data["nodes"].pop("b")
+    data["service"]["backend"]["node"] = "web-1_x"
+    assert long_name in parse_topology(data, "x.yaml").nodes
