@@ -182,7 +182,9 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     if spec.forwarding:
         create_args["sysctls"] = {"net.ipv4.ip_forward": "1"}
     container = lab.client.containers.create(image, **create_args)
-    lab._undo.append((f"container {container.name}", lambda: _remove_container(container)))
+    name = str(container.name)
+    # Looked up at undo time through lab.client: the service may have been restarted since.
+    lab._undo.append((f"container {name}", lambda: _remove_container(lab.client, name)))
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
         network = network_named(lab.client, _network_for(lab, interface.segment))
@@ -250,9 +252,9 @@ def _check_tools(node: Node, image: str) -> None:
         )
 
 
-def _remove_container(container: Any) -> None:
+def _remove_container(client: podman.PodmanClient, name: str) -> None:
     with contextlib.suppress(NotFound):
-        container.remove(force=True, v=True)
+        container_named(client, name).remove(force=True, v=True)
 
 
 def _remove_network(client: podman.PodmanClient, name: str) -> None:
@@ -320,7 +322,7 @@ def remove_leftovers(
     for item in chosen:
         if item.kind == "container":
             with contextlib.suppress(NotFound):
-                container_named(client, item.name).remove(force=True, v=True)
+                _remove_container(client, item.name)
     for item in chosen:
         if item.kind == "network":
             _remove_network(client, item.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from .errors import VlanlbError
 from .grade_items import GradeReport, grading_collectors
 from .grading import Environment, load_class, parse_names
+from .health import lab_breakage
 from .lab import Lab
 from .layers import FIREWALL_VARIANTS, LayerStack
 from .node import Node
@@ -179,12 +181,48 @@ def pytest_collection_modifyitems(
             item.add_marker("vlanlb")
 
 
+@dataclass
+class LabWatch:
+    """The session's lab and service, and what broke, once something did."""
+
+    lab: Lab
+    service: PodmanService
+    broken: str | None = None
+
+    def message(self) -> str:
+        return (
+            f"pytest-vlanlb: the lab broke: {self.broken}. The remaining lab tests fail "
+            "with this line; the lab is torn down at the end."
+        )
+
+
+_WATCH = pytest.StashKey[LabWatch]()
+
+
+def _uses_lab(item: pytest.Item) -> bool:
+    return bool((_LAB_FIXTURES | {"vlanlb_podman"}) & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    watch = item.config.stash.get(_WATCH, None)
+    if watch is not None and watch.broken and _uses_lab(item):
+        pytest.fail(watch.message(), pytrace=False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report: pytest.TestReport = yield  # type: ignore[assignment]
     # Our errors name their fix; a traceback through fixtures would only bury it.
     if call.excinfo is not None and call.excinfo.errisinstance(VlanlbError):
         report.longrepr = f"pytest-vlanlb: {call.excinfo.value}"
+    watch = item.config.stash.get(_WATCH, None)
+    if report.failed and watch is not None and _uses_lab(item):
+        # A failure may be the lab breaking (a node killed, the service gone): ask once.
+        if watch.broken is None:
+            watch.broken = lab_breakage(watch.lab, watch.service)
+        if watch.broken:
+            report.longrepr = watch.message()
     return report  # type: ignore[return-value]
 
 
@@ -239,7 +277,11 @@ def vlanlb_lab(
 ) -> Iterator[Lab]:
     """The whole lab, built once per session and removed at its end (unless --vlanlb-keep)."""
     with running_lab(vlanlb_config, vlanlb_podman, _progress(pytestconfig)) as lab:
-        yield lab
+        pytestconfig.stash[_WATCH] = LabWatch(lab, vlanlb_podman)
+        try:
+            yield lab
+        finally:
+            del pytestconfig.stash[_WATCH]
 
 
 @pytest.fixture(scope="session")

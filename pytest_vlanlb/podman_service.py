@@ -142,6 +142,21 @@ class PodmanService:
     log: Path | None = field(default=None)
     version: str = ""
     backend: str = ""  # netavark or cni, as the service reports it
+    started_with: str | None = None  # the backend we asked for, when we started it
+
+    def revive(self) -> bool:
+        """Start our own service again after it died (same backend); False if not ours."""
+        if self.process is None:
+            return False
+        self.stop()
+        fresh = start_service(backend=self.started_with)
+        self.url, self.process, self.workdir, self.log = (
+            fresh.url,
+            fresh.process,
+            fresh.workdir,
+            fresh.log,
+        )
+        return True
 
     def describe(self) -> str:
         who = "started for this run" if self.process is not None else "running"
@@ -242,7 +257,10 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
     conf.write_text(containers_conf(backend))
     socket = workdir / "podman.sock"
     log = workdir / "service.log"
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    # netavark and CNI run iptables from the PATH; a restricted PATH (sudo, cron) lacks sbin.
+    path = os.environ.get("PATH", "").split(":")
+    path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
+    env = {**os.environ, "CONTAINERS_CONF": str(conf), "PATH": ":".join(filter(None, path))}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [binary, "system", "service", "--time=0", f"unix://{socket}"],
@@ -252,7 +270,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-    service = PodmanService(f"unix://{socket}", process, workdir, log)
+    service = PodmanService(f"unix://{socket}", process, workdir, log, started_with=backend)
     up = wait_until(
         lambda: answers(service.url, 1.0),
         timeout=timeout,

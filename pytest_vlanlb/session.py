@@ -76,6 +76,13 @@ def running_lab(
                 f"remove it with: .venv/bin/vlanlb cleanup --run {names.run_id}"
             )
         else:
+            if not service.alive() and service.revive():
+                progress(f"the podman service had died; tearing down through {service.url}")
+                lab.client = service.client()
             errors = lab.teardown()
             if errors:
-                raise LabBuildError("tearing the lab down failed: " + "; ".join(errors))
+                raise LabBuildError(
+                    f"tearing down lab {names.run_id} failed ({errors[0]}"
+                    + (f", and {len(errors) - 1} more" if len(errors) > 1 else "")
+                    + f"); remove what is left with: .venv/bin/vlanlb cleanup --run {names.run_id}"
+                )
