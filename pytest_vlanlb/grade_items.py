@@ -86,7 +86,14 @@ class GradeReport:
 
     PLUGIN_NAME = "vlanlb-grade-report"
 
-    def __init__(self, environments: list[Environment], target: str | None, several: bool) -> None:
+    def __init__(
+        self,
+        environments: list[Environment],
+        target: str | None,
+        several: bool,
+        identity: str | None = None,
+    ) -> None:
+        self.identity = identity
         self.services: dict[str | None, PodmanService | VlanlbError] = {}
         self.environments = {e.name: e for e in environments}
         self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
@@ -98,7 +105,7 @@ class GradeReport:
         (with podman's own backend, so it sees the student's containers as the CLI does)."""
         if url not in self.services:
             try:
-                self.services[url] = connect(url, backend="default")
+                self.services[url] = connect(url, backend="default", identity=self.identity)
             except VlanlbError as exc:  # once per URL, not once per step
                 self.services[url] = exc
         found = self.services[url]

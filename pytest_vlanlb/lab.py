@@ -281,32 +281,29 @@ class Leftover:
     kept: bool
 
 
-def find_leftovers(client: podman.PodmanClient) -> list[Leftover]:
-    """Objects of runs whose process is gone (kept labs included, marked as such)."""
+def _labelled(client: podman.PodmanClient) -> list[tuple[Leftover, str]]:
+    """Every object any run of ours made, with its owner token."""
     found = []
     for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
         labels = container.labels or {}
-        if not owner_is_alive(labels.get(LABEL_OWNER, "")):
-            found.append(
-                Leftover(
-                    "container",
-                    str(container.name),
-                    labels[LABEL_RUN],
-                    labels.get(LABEL_KEEP) == "1",
-                )
-            )
+        item = Leftover(
+            "container", str(container.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
+        )
+        found.append((item, labels.get(LABEL_OWNER, "")))
     for network in client.networks.list(filters={"label": LABEL_RUN}):
         labels = network.attrs.get("labels") or {}
-        if not owner_is_alive(labels.get(LABEL_OWNER, "")):
-            found.append(
-                Leftover(
-                    "network", str(network.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
-                )
-            )
+        item = Leftover(
+            "network", str(network.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
+        )
+        found.append((item, labels.get(LABEL_OWNER, "")))
     for link, alias in vlanlb_links():
-        if not owner_is_alive(alias.owner):
-            found.append(Leftover("link", link, alias.run_id, alias.keep))
+        found.append((Leftover("link", link, alias.run_id, alias.keep), alias.owner))
     return found
+
+
+def find_leftovers(client: podman.PodmanClient) -> list[Leftover]:
+    """Objects of runs whose process is gone (kept labs included, marked as such)."""
+    return [item for item, owner in _labelled(client) if not owner_is_alive(owner)]
 
 
 def remove_leftovers(
@@ -319,12 +316,23 @@ def remove_leftovers(
         if (run_id is None or item.run_id == run_id)
         and (include_kept or not item.kept or run_id is not None)
     ]
+    _remove(client, chosen)
+    return chosen
+
+
+def remove_run(client: podman.PodmanClient, run_id: str) -> list[Leftover]:
+    """Remove everything labelled with one run id, whoever owns it (a run cleaning up after
+    itself when its own bookkeeping is incomplete, e.g. a build that failed half way)."""
+    chosen = [item for item, _owner in _labelled(client) if item.run_id == run_id]
+    _remove(client, chosen)
+    return chosen
+
+
+def _remove(client: podman.PodmanClient, chosen: list[Leftover]) -> None:
     for item in chosen:
         if item.kind == "container":
-            with contextlib.suppress(NotFound):
-                _remove_container(client, item.name)
+            _remove_container(client, item.name)
     for item in chosen:
         if item.kind == "network":
             _remove_network(client, item.name)
     delete_links([item.name for item in chosen if item.kind == "link"])
-    return chosen

@@ -47,6 +47,14 @@ OPTIONS: list[tuple[str, dict[str, object]]] = [
         },
     ),
     (
+        "identity",
+        {
+            "default": None,
+            "help": "ssh key for an ssh:// --vlanlb-url (default: $CONTAINER_SSHKEY, else "
+            "ssh's own defaults)",
+        },
+    ),
+    (
         "network-backend",
         {
             "default": "auto",
@@ -127,6 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 _environments(config),
                 config.getoption("vlanlb_report"),
                 several=bool(config.getoption("vlanlb_class")),
+                identity=_option(config, "identity"),
             )
             config.stash[_GRADE] = grade
             config.pluginmanager.register(grade, GradeReport.PLUGIN_NAME)
@@ -260,6 +269,7 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
         wire=_option(pytestconfig, "wire") or "auto",
         keep=bool(pytestconfig.getoption("vlanlb_keep")),
         network_backend=_option(pytestconfig, "network_backend") or "auto",
+        identity=_option(pytestconfig, "identity"),
     )
 
 
@@ -267,7 +277,8 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
 def vlanlb_podman(vlanlb_config: LabConfig) -> Iterator[PodmanService]:
     """The podman API service (its `.url`, `.client()`); started for the session if needed."""
     preflight()
-    with podman_service(vlanlb_config.url, vlanlb_config.network_backend) as service:
+    config = vlanlb_config
+    with podman_service(config.url, config.network_backend, config.identity) as service:
         yield service
 
 

@@ -10,10 +10,8 @@ with whatever backend it has.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ import podman
 
 from .errors import PreflightError
 from .naming import owner_is_alive, owner_token
+from .remote import SshTunnel, default_identity, die_with_parent, is_ssh, open_tunnel
 from .waiting import wait_until
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
@@ -53,6 +52,7 @@ ULIMITS = [
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
+    """True if a podman API answers at this unix:// or tcp:// URL."""
     try:
         with podman.PodmanClient(base_url=url, timeout=timeout) as client:
             return bool(client.ping())
@@ -143,6 +143,12 @@ class PodmanService:
     version: str = ""
     backend: str = ""  # netavark or cni, as the service reports it
     started_with: str | None = None  # the backend we asked for, when we started it
+    tunnel: SshTunnel | None = None  # for an ssh:// URL: the local end we talk to
+
+    @property
+    def api_url(self) -> str:
+        """Where podman-py connects: the URL itself, or our ssh tunnel's local socket."""
+        return self.tunnel.url if self.tunnel is not None else self.url
 
     def revive(self) -> bool:
         """Start our own service again after it died (same backend); False if not ours."""
@@ -165,10 +171,12 @@ class PodmanService:
     def alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             return False
-        return answers(self.url, 3.0)
+        if self.tunnel is not None and self.tunnel.process.poll() is not None:
+            return False
+        return answers(self.api_url, 3.0)
 
     def client(self, timeout: float = 120.0) -> podman.PodmanClient:
-        return podman.PodmanClient(base_url=self.url, timeout=timeout)
+        return podman.PodmanClient(base_url=self.api_url, timeout=timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -180,10 +188,16 @@ class PodmanService:
                 self.process.wait()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.tunnel is not None:
+            self.tunnel.close()
 
 
 def connect(
-    url: str | None = None, *, backend: str = "auto", timeout: float = 20.0
+    url: str | None = None,
+    *,
+    backend: str = "auto",
+    identity: str | None = None,
+    timeout: float = 20.0,
 ) -> PodmanService:
     """The service at `url`, else a running default one, else one we start.
 
@@ -191,25 +205,33 @@ def connect(
     otherwise we start our own with it (both see the same containers and images). "default":
     any running service, else one of ours with podman's own choice of backend.
     """
+    identity = identity or default_identity()
     if url:
-        if not answers(url, timeout=10.0):
-            raise PreflightError(
-                f"no podman API answers at {url}: start it with "
-                f"`podman system service --time=0 {url}`, check the address (and for ssh:// "
-                "the key and host), or drop --vlanlb-url"
-            )
-        return _checked(PodmanService(url), backend)
+        return _checked(_reach(url, identity), backend)
     for candidate in (os.environ.get("CONTAINER_HOST"), *DEFAULT_SOCKETS):
-        if candidate and answers(candidate):
-            service = _checked(PodmanService(candidate), "auto")
+        if candidate and (is_ssh(candidate) or answers(candidate)):
+            service = _checked(_reach(candidate, identity), "auto")
             if backend in ("auto", "default", service.backend):
                 return service
     return _checked(start_service(backend=choose_backend(backend), timeout=timeout), backend)
 
 
+def _reach(url: str, identity: str | None) -> PodmanService:
+    service = PodmanService(url)
+    if is_ssh(url):
+        service.tunnel = open_tunnel(url, identity)  # says what is wrong, within seconds
+    if not answers(service.api_url, 10.0):
+        service.stop()
+        raise PreflightError(
+            f"no podman API answers at {url}: start it with "
+            f"`podman system service --time=0 {url}`, check the address, or drop --vlanlb-url"
+        )
+    return service
+
+
 def _checked(service: PodmanService, backend: str) -> PodmanService:
     try:
-        service.version, service.backend = service_facts(service.url)
+        service.version, service.backend = service_facts(service.api_url)
         check_version(service.version, service.url)
         if backend not in ("auto", "default", service.backend):
             raise PreflightError(
@@ -237,12 +259,6 @@ def remove_stale_workdirs(base: Path) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _die_with_parent() -> None:
-    """Let the kernel stop our service when the pytest process dies, even by SIGKILL."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def start_service(*, backend: str | None = None, timeout: float = 20.0) -> PodmanService:
     binary = shutil.which("podman")
     if binary is None:
@@ -268,7 +284,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,  # even by SIGKILL
         )
     service = PodmanService(f"unix://{socket}", process, workdir, log, started_with=backend)
     up = wait_until(

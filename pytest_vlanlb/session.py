@@ -16,6 +16,7 @@ from .image import ImageRecipe, ensure_image, require_image
 from .lab import Lab, build_lab, remove_leftovers
 from .naming import RunNames
 from .podman_service import PodmanService, connect
+from .remote import is_ssh
 from .topology import Topology
 from .wires import choose_wire_kind
 
@@ -30,6 +31,7 @@ class LabConfig:
     wire: str = "auto"  # auto, 8021q or veth
     keep: bool = False
     network_backend: str = "auto"  # auto, netavark or cni
+    identity: str | None = None  # ssh key for an ssh:// url
 
 
 def preflight() -> None:
@@ -44,8 +46,10 @@ def preflight() -> None:
 
 
 @contextlib.contextmanager
-def podman_service(url: str | None, backend: str = "auto") -> Iterator[PodmanService]:
-    service = connect(url, backend=backend)
+def podman_service(
+    url: str | None, backend: str = "auto", identity: str | None = None
+) -> Iterator[PodmanService]:
+    service = connect(url, backend=backend, identity=identity)
     try:
         yield service
     finally:
@@ -56,6 +60,12 @@ def podman_service(url: str | None, backend: str = "auto") -> Iterator[PodmanSer
 def running_lab(
     config: LabConfig, service: PodmanService, progress: Progress = print
 ) -> Iterator[Lab]:
+    if is_ssh(service.url):
+        raise PreflightError(
+            f"the lab cannot be built through {service.url}: its VLAN wires are links on this "
+            "machine, so the lab needs this machine's podman (drop --vlanlb-url); ssh:// is "
+            "for grading a remote lab (--vlanlb-attach)"
+        )
     client = service.client()
     progress(service.describe())
     for item in remove_leftovers(client):

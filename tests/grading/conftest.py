@@ -8,7 +8,6 @@ student's router has iptables installed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -18,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from podman.errors import NotFound
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs
-from pytest_vlanlb.lab import remove_leftovers
+from pytest_vlanlb.lab import remove_leftovers, remove_run
 from pytest_vlanlb.lookup import container_named, network_named
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.podman_service import ULIMITS
-from pytest_vlanlb.wires import WireKind, create_wires, delete_links
+from pytest_vlanlb.wires import WireKind, create_wires
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
@@ -124,9 +122,9 @@ class StudentLab:
 
 
 def build_student_lab(
-    client, prefix, router_image, client_image, backend_image, variant
+    client, prefix, router_image, client_image, backend_image, variant, names=None
 ) -> StudentLab:
-    names = RunNames.new()
+    names = names or RunNames.new()
     lab = StudentLab(prefix, names, client)
     try:
         _build(client, lab, router_image, client_image, backend_image, variant)
@@ -187,13 +185,8 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
 
 
 def remove_student_lab(client, lab: StudentLab) -> None:
-    for role in ("a", "b", "router"):
-        with contextlib.suppress(NotFound):
-            lab.container(role).remove(force=True)
-    for network in ("net-vlan10", "net-vlan20"):
-        with contextlib.suppress(NotFound):
-            network_named(client, f"{lab.prefix}{network}").remove(force=True)
-    delete_links(lab.links)
+    """Everything labelled with the lab's run id: whatever the build got to make."""
+    remove_run(client, lab.names.run_id)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,11 @@ import sys
 import pytest
 
 from pytest_vlanlb.grading import STEPS
+from pytest_vlanlb.image import ImageRecipe
+from pytest_vlanlb.naming import RunNames
+from pytest_vlanlb.wires import vlanlb_links
 
-from .conftest import VARIANTS
+from .conftest import VARIANTS, build_student_lab
 
 #: For each variant, the steps that must fail and a phrase their hint must contain.
 EXPECTED_FAILURES = {
@@ -203,3 +206,23 @@ def test_grading_starts_and_stops_its_own_service_when_none_runs(student_labs, t
     assert "started for this run at unix://" in run.stdout  # our own service, not a running one
     assert json.loads((tmp_path / "r.json").read_text())["score"] == 7
     assert service_processes() == before  # and it is gone again
+
+
+def test_a_student_lab_that_fails_half_built_leaves_nothing(vlanlb_podman, alpine_like_image):
+    """The build fails after wires, networks and containers exist: all of it goes."""
+    client = vlanlb_podman.client()
+    names = RunNames.new()
+    with pytest.raises(KeyError, match="no-such-variant"):
+        build_student_lab(
+            client,
+            "st-broken-",
+            ImageRecipe().tag,
+            alpine_like_image,
+            alpine_like_image,
+            "no-such-variant",
+            names,
+        )
+    label = {"label": f"io.vlanlb.run={names.run_id}"}
+    assert client.containers.list(all=True, filters=label) == []
+    assert client.networks.list(filters=label) == []
+    assert [link for link, alias in vlanlb_links() if alias.run_id == names.run_id] == []
