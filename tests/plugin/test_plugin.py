@@ -53,7 +53,9 @@ def test_fixtures_are_documented(pytester):
 def test_header_names_the_topology(pytester):
     pytester.makepyfile("def test_nothing():\n    assert True\n")
     result = pytester.runpytest("--vlanlb-topology=basic")
-    result.stdout.fnmatch_lines(["vlanlb: topology basic (*basic.yaml), image built-in, wire auto, network backend auto"])
+    result.stdout.fnmatch_lines(
+        ["vlanlb: topology basic (*basic.yaml), image built-in, wire auto, network backend auto"]
+    )
     assert result.ret == 0
 
 
