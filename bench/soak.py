@@ -2,7 +2,8 @@
 
 Optionally under load: K busy CPU loops beside it (`--hog K`), or two copies of the command
 side by side each round (`--pair`). At the end it checks that nothing was left behind: no
-container, network or host link of any run (found by label and ifalias).
+container, network or host link of any run (found by label and ifalias), and no host
+iptables rule beyond podman's own base chains.
 
     .venv/bin/python bench/soak.py --runs 20                     # the full suite, 20 times
     .venv/bin/python bench/soak.py --runs 5 --hog 3 -- tests/lab # the main job beside 3 hogs
@@ -28,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTEST = [str(ROOT / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"]
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+#: Chains podman's backends create once and keep (not per run, not ours to remove).
+PODMAN_BASE_CHAINS = ("CNI-FORWARD", "CNI-ADMIN", "NETAVARK_FORWARD", "NETAVARK-HOSTPORT")
 SUMMARY = re.compile(r"^(?:=+ )?(\d+ (?:passed|failed|error).*) in [\d.]+s", re.MULTILINE)
 
 
@@ -50,7 +53,8 @@ def run_once(args: list[str], log: Path) -> tuple[int, float, list[str], str]:
 
 
 def leftovers() -> list[str]:
-    """Containers, networks (both backends) and host links that any run left behind."""
+    """Containers, networks, host links and host iptables rules (beyond podman's own base
+    chains) that exist now: compared before and after the soak."""
     found = []
     for kind in ("ps -a", "network ls"):
         listing = subprocess.run(
@@ -66,6 +70,12 @@ def leftovers() -> list[str]:
         subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
     )
     found += [f"link: {link['ifname']}" for link in links if "vlanlb" in link.get("ifalias", "")]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found += [
+        f"iptables: {line}"
+        for line in rules.splitlines()
+        if line.startswith("-A ") and not any(base in line for base in PODMAN_BASE_CHAINS)
+    ]
     return found
 
 
