@@ -81,7 +81,7 @@ def leftovers() -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=20, choices=range(1, 1001), metavar="N")
     parser.add_argument("--hog", type=int, default=0, help="busy CPU loops beside each run")
     parser.add_argument("--pair", action="store_true", help="two copies side by side")
     parser.add_argument("--logs", type=Path, default=Path("/tmp/vlanlb-soak"))

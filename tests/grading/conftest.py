@@ -23,6 +23,7 @@ from pytest_vlanlb.lab import remove_leftovers, remove_run
 from pytest_vlanlb.lookup import container_named, network_named
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.podman_service import ULIMITS
+from pytest_vlanlb.session import podman_service, preflight
 from pytest_vlanlb.wires import WireKind, create_wires
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,15 @@ def busybox_rootfs() -> bytes:
         info.size = len(passwd)
         tar.addfile(info, io.BytesIO(passwd))
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def vlanlb_podman(vlanlb_config):
+    """netavark, whatever the session's backend: student-like labs are typed as the workshop,
+    with the gateway as the router's static address, which CNI's IPAM refuses."""
+    preflight()
+    with podman_service(vlanlb_config.url, "netavark", vlanlb_config.identity) as service:
+        yield service
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from pytest_vlanlb.lab import find_leftovers
 from pytest_vlanlb.lookup import container_named
-from pytest_vlanlb.naming import LABEL_RUN
+from pytest_vlanlb.naming import LABEL_RUN, RunNames
 from pytest_vlanlb.wires import vlanlb_links
 
 
@@ -33,11 +33,16 @@ def test_users_own_a_b_router_survive_a_run(vlanlb_podman, vlanlb_lab, inner_run
     client = vlanlb_podman.client()
     image = vlanlb_lab.router.container.image.id
     own = {}
+    owner = RunNames.new()
     for name in ("a", "b", "router"):
         try:
             own[name] = (container_named(client, name).id, False)  # the user's real one
         except NotFound:
-            ctr = client.containers.create(image, name=name, network_mode="none", stop_timeout=0)
+            # Labelled as this test process's: should it be killed, the next run's sweep
+            # removes them; while it lives, no sweep may.
+            ctr = client.containers.create(
+                image, name=name, network_mode="none", stop_timeout=0, labels=owner.labels()
+            )
             own[name] = (ctr.id, True)
     try:
         rc, output = finish(inner_run())
