@@ -22,7 +22,8 @@ import podman
 
 from .errors import PreflightError
 from .naming import owner_is_alive, owner_token
-from .remote import SshTunnel, default_identity, die_with_parent, is_ssh, open_tunnel
+from .processes import die_with_parent, stop_process
+from .remote import SshTunnel, default_identity, is_ssh, open_tunnel
 from .waiting import wait_until
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
@@ -179,13 +180,8 @@ class PodmanService:
         return podman.PodmanClient(base_url=self.api_url, timeout=timeout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, grace=10)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self.tunnel is not None:

@@ -56,7 +56,7 @@ def parse_ping(target: str, output: str) -> PingResult:
 
 
 def ping(
-    node: Node, target: str, *, count: int = 1, wait: float = 2.0, interval: float = 0.2
+    node: Node, target: str, *, count: int = 1, wait: float = POSITIVE_WAIT, interval: float = 0.2
 ) -> PingResult:
     """`count` echo requests `interval` apart; waits `wait` seconds for the last reply."""
     result = node.exec(

@@ -8,10 +8,8 @@ local one, which podman-py uses as any unix:// URL.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.parse
@@ -19,15 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PreflightError
+from .processes import die_with_parent, stop_process
 from .waiting import wait_until
 
 SSH_TIMEOUT = 10.0  # seconds for the whole check, connection included
-
-
-def die_with_parent() -> None:
-    """Let the kernel end a helper process (our service, our tunnel) when pytest dies."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def is_ssh(url: str) -> bool:
@@ -107,13 +100,7 @@ class SshTunnel:
         return f"unix://{self.folder / 'podman.sock'}"
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=5)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

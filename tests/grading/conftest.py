@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,19 @@ def busybox_rootfs() -> bytes:
         info.size = len(passwd)
         tar.addfile(info, io.BytesIO(passwd))
     return buffer.getvalue()
+
+
+def run_pytest(cwd, *args, timeout=600, env=None):
+    """`pytest` in a subprocess, as an instructor would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="session")

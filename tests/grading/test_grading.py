@@ -13,7 +13,7 @@ from pytest_vlanlb.image import ImageRecipe
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.wires import vlanlb_links
 
-from .conftest import VARIANTS, build_student_lab
+from .conftest import VARIANTS, build_student_lab, run_pytest
 
 #: For each variant, the steps that must fail and a phrase their hint must contain.
 EXPECTED_FAILURES = {
@@ -39,15 +39,8 @@ EXPECTED_FAILURES = {
 
 
 def grade(cwd, *args, timeout=600):
-    """`pytest` in grading mode, in a subprocess, as an instructor would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+    """`pytest` in grading mode, in a subprocess."""
+    return run_pytest(cwd, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -181,23 +174,13 @@ def test_grading_starts_and_stops_its_own_service_when_none_runs(student_labs, t
     before = service_processes()
     lab = student_labs["complete"]
     names = ",".join(f"{role}={lab.prefix}{role}" for role in ("router", "a", "b"))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--vlanlb-attach",
-            "--vlanlb-names",
-            names,
-            "--vlanlb-report",
-            "r.json",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
+    run = run_pytest(
+        tmp_path,
+        "--vlanlb-attach",
+        "--vlanlb-names",
+        names,
+        "--vlanlb-report",
+        "r.json",
         timeout=300,
         env=env,
     )

@@ -13,13 +13,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pytest_vlanlb.waiting import wait_until
+
+from .conftest import run_pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHD_ROOT = ROOT / ".cache" / "openssh-server"
@@ -107,17 +108,11 @@ def sshd(tmp_path_factory):
                 privsep.rmdir()
 
 
-def run_pytest(cwd, sshd, *args, timeout=300):
+def run_over_ssh(cwd, sshd, *args, timeout=300):
+    """`pytest` in a subprocess whose PATH has the ssh wrapper; with its wall time."""
     start = time.monotonic()
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        env={"PATH": sshd["path"], "HOME": os.environ.get("HOME", "/root")},
-    )
+    env = {"PATH": sshd["path"], "HOME": os.environ.get("HOME", "/root")}
+    run = run_pytest(cwd, *args, timeout=timeout, env=env)
     return run, time.monotonic() - start
 
 
@@ -132,7 +127,7 @@ def names_of(lab):
 
 def test_grading_over_ssh(sshd, student_labs, vlanlb_podman, tmp_path):
     url = ssh_url(sshd, vlanlb_podman.url)
-    run, _ = run_pytest(
+    run, _ = run_over_ssh(
         tmp_path,
         sshd,
         "--vlanlb-attach",
@@ -161,7 +156,7 @@ def test_a_bad_remote_is_one_clear_line_within_seconds(failure, sshd, vlanlb_pod
     else:
         service = "unix:///run/vlanlb-no-such/podman.sock"
     url = ssh_url(sshd, service, port)
-    run, elapsed = run_pytest(
+    run, elapsed = run_over_ssh(
         tmp_path,
         sshd,
         "--vlanlb-attach",
@@ -185,7 +180,7 @@ def test_a_bad_remote_is_one_clear_line_within_seconds(failure, sshd, vlanlb_pod
 def test_the_lab_itself_refuses_ssh_with_one_line(sshd, vlanlb_podman, tmp_path):
     (tmp_path / "test_lab.py").write_text("def test_lab(vlanlb_lab):\n    pass\n")
     url = ssh_url(sshd, vlanlb_podman.url)
-    run, _ = run_pytest(tmp_path, sshd, f"--vlanlb-url={url}", f"--vlanlb-identity={sshd['key']}")
+    run, _ = run_over_ssh(tmp_path, sshd, f"--vlanlb-url={url}", f"--vlanlb-identity={sshd['key']}")
     output = run.stdout + run.stderr
     assert run.returncode == 1, output
     assert f"pytest-vlanlb: the lab cannot be built through {url}: its VLAN wires" in output
