@@ -53,6 +53,10 @@ class Lab:
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # facts read once per lab
     _undo: list[tuple[str, Undo]] = field(default_factory=list, repr=False)
 
+    def on_teardown(self, what: str, undo: Undo) -> None:
+        """Register how to remove something just built; teardown runs these in reverse."""
+        self._undo.append((what, undo))
+
     def node(self, name: str) -> Node:
         try:
             return self.nodes[name]
@@ -108,7 +112,7 @@ def build_lab(
     wires = create_wires(wire_kind, names, vlans)
     lab = Lab(topology, names, client, wires, network_backend=backend)
     try:
-        lab._undo.append(("host links", lambda: delete_links(wires.links)))
+        lab.on_teardown("host links", lambda: delete_links(wires.links))
         for segment in topology.segments.values():
             _create_network(lab, segment.name)
         for spec in topology.nodes.values():
@@ -145,7 +149,7 @@ def _create_network(lab: Lab, segment_name: str) -> None:
     )
     if response.status_code != 200:
         raise LabBuildError(f"creating podman network {name}: {response.text.strip()}")
-    lab._undo.append((f"network {name}", lambda: _remove_network(lab.client, name)))
+    lab.on_teardown(f"network {name}", lambda: _remove_network(lab.client, name))
 
 
 def _create_node(lab: Lab, node_name: str, image: str) -> None:
@@ -184,7 +188,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     container = lab.client.containers.create(image, **create_args)
     name = str(container.name)
     # Looked up at undo time through lab.client: the service may have been restarted since.
-    lab._undo.append((f"container {name}", lambda: _remove_container(lab.client, name)))
+    lab.on_teardown(f"container {name}", lambda: _remove_container(lab.client, name))
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
         network = network_named(lab.client, _network_for(lab, interface.segment))
@@ -310,14 +314,22 @@ def remove_leftovers(
     client: podman.PodmanClient, *, include_kept: bool = False, run_id: str | None = None
 ) -> list[Leftover]:
     """Remove dead runs' objects: containers first, then networks, then host links."""
-    chosen = [
+    chosen = select_leftovers(find_leftovers(client), include_kept=include_kept, run_id=run_id)
+    _remove(client, chosen)
+    return chosen
+
+
+def select_leftovers(
+    items: list[Leftover], *, include_kept: bool = False, run_id: str | None = None
+) -> list[Leftover]:
+    """What a cleanup removes: one run's objects (kept or not), or every dead run's except
+    kept labs unless include_kept. A dry run lists the same selection."""
+    return [
         item
-        for item in find_leftovers(client)
+        for item in items
         if (run_id is None or item.run_id == run_id)
         and (include_kept or not item.kept or run_id is not None)
     ]
-    _remove(client, chosen)
-    return chosen
 
 
 def remove_run(client: podman.PodmanClient, run_id: str) -> list[Leftover]:

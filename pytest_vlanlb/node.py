@@ -67,13 +67,6 @@ class Node:
     def exec(self, *command: str) -> ExecResult:
         return exec_in(self.container, command)
 
-    def sh(self, script: str) -> ExecResult:
-        """Run a script with busybox sh: `echo -e` and friends behave as on alpine."""
-        return self.exec("busybox", "sh", "-c", script)
-
-    def exec_detached(self, *command: str) -> None:
-        self.container.exec_run(list(command), detach=True)
-
     @cached_property
     def host(self) -> testinfra.host.Host:
         """A testinfra host that runs its commands through the podman API."""

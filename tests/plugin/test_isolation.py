@@ -86,12 +86,22 @@ def test_a_killed_runs_leftovers_are_removed_by_the_next_run(vlanlb_podman, inne
     assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
 
 
+def vlanlb_command(url, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_vlanlb", f"--url={url}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_a_kept_lab_survives_and_cleanup_removes_it(vlanlb_podman, inner_run):
     client = vlanlb_podman.client()
     rc, output = finish(inner_run("--vlanlb-keep", "-s"))
     assert rc == 0, output
     run_id = inner_run.run_id_file.read_text()
     assert f"vlanlb cleanup --run {run_id}" in output
+    kept_router = f"container vlb-{run_id}-router of run {run_id} (kept)"
     try:
         kept = objects_of_run(client, run_id)
         assert len(kept["containers"]) == 3, kept
@@ -99,23 +109,17 @@ def test_a_kept_lab_survives_and_cleanup_removes_it(vlanlb_podman, inner_run):
         rc, output = finish(inner_run())
         assert rc == 0, output
         assert objects_of_run(client, run_id) == kept
+        # A dry run lists what the same cleanup would remove: not a kept lab, unless named.
+        plain = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run")
+        assert plain.returncode == 0, plain.stderr
+        assert kept_router not in plain.stdout
+        named = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run", "--run", run_id)
+        assert f"found {kept_router}" in named.stdout
+        assert objects_of_run(client, run_id) == kept  # a dry run removes nothing
     finally:
-        cleanup = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest_vlanlb",
-                f"--url={vlanlb_podman.url}",
-                "cleanup",
-                "--run",
-                run_id,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        cleanup = vlanlb_command(vlanlb_podman.url, "cleanup", "--run", run_id)
     assert cleanup.returncode == 0, cleanup.stderr
-    assert f"removed container vlb-{run_id}-router of run {run_id} (kept)" in cleanup.stdout
+    assert f"removed {kept_router}" in cleanup.stdout
     assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
 
 

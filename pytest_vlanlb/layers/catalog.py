@@ -1,0 +1,95 @@
+"""The layers: the one place the workshop's commands are written (k8s_lb_ja.md Steps 1-5,
+and the corrected Step 2), each with its Kubernetes counterpart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..errors import VlanlbError
+from ..lab import Lab
+from .engine import run_steps
+from .steps import Address, Rule, Step, lab_facts
+from .webserver import WebServer
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    title: str
+    kubernetes: str
+    steps: tuple[Step, ...] = field(default=())
+
+    def apply(self, lab: Lab) -> None:
+        run_steps(lab, self.steps, undo=False)
+
+    def revert(self, lab: Lab) -> None:
+        run_steps(lab, self.steps, undo=True)
+
+    def describe(self, lab: Lab) -> list[str]:
+        facts = lab_facts(lab)
+        return [step.describe(facts) for step in self.steps]
+
+
+#: The workshop's rules, one line each, as templates over the lab's facts.
+DROP_DIRECT = "-i {public_if} -o {pod_if} -j DROP"
+DROP_DIRECT_NOT_DNAT = "-i {public_if} -o {pod_if} -m conntrack ! --ctstate DNAT -j DROP"
+DNAT_VIP = "-d {vip} -p tcp --dport {port} -j DNAT --to-destination {backend}:{backend_port}"
+MASQUERADE_BACKEND = "-d {backend} -p tcp --dport {backend_port} -j MASQUERADE"
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer("webserver", "Step 1: web server on the pod", "the Pod's container", (WebServer(),)),
+        Layer(
+            "firewall:workshop",
+            "Step 2 as written: drop VLAN 10 -> VLAN 20",
+            "NetworkPolicy (deny all ingress)",
+            (Rule("filter", "FORWARD", DROP_DIRECT, insert=True),),
+        ),
+        Layer(
+            "firewall:dnat-aware",
+            "Step 2 corrected: drop direct traffic, not DNAT'ed",
+            "NetworkPolicy + kube-proxy's KUBE-FORWARD accept",
+            (Rule("filter", "FORWARD", DROP_DIRECT_NOT_DNAT, insert=True),),
+        ),
+        Layer("firewall:none", "no firewall", "no NetworkPolicy"),
+        Layer(
+            "vip",
+            "Step 3: the VIP as a /32 on the router's public leg",
+            "MetalLB speaker (L2 mode: answers ARP for the VIP)",
+            (Address("{public_if}", "{vip}/32"),),
+        ),
+        Layer(
+            "dnat",
+            "Step 4: DNAT VIP:port -> backend:port",
+            "kube-proxy KUBE-SERVICES/KUBE-SEP",
+            (Rule("nat", "PREROUTING", DNAT_VIP),),
+        ),
+        Layer(
+            "snat",
+            "Step 5: MASQUERADE toward the backend",
+            "kube-proxy KUBE-POSTROUTING",
+            (Rule("nat", "POSTROUTING", MASQUERADE_BACKEND),),
+        ),
+    )
+}
+FIREWALL_VARIANTS = ("workshop", "dnat-aware", "none")
+#: The order the workshop applies them in; a stack is always applied in this order.
+ORDER = ("webserver", "firewall", "vip", "dnat", "snat")
+
+
+def layer(name: str) -> Layer:
+    """A layer by name; `firewall` alone means the corrected `firewall:dnat-aware`."""
+    key = "firewall:dnat-aware" if name == "firewall" else name
+    if key not in LAYERS:
+        raise VlanlbError(f"unknown layer {name!r}; known layers: {', '.join(LAYERS)}")
+    return LAYERS[key]
+
+
+def ordered(names: Iterable[str]) -> list[Layer]:
+    layers = [layer(n) for n in names]
+    families = [lay.name.split(":")[0] for lay in layers]
+    if len(set(families)) != len(families):
+        raise VlanlbError(f"a layer appears twice in {list(names)} (one firewall variant at most)")
+    return sorted(layers, key=lambda lay: ORDER.index(lay.name.split(":")[0]))

@@ -1,0 +1,90 @@
+"""Kinds of step a layer is made of, and the lab facts their templates are rendered with."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..lab import Lab
+from ..node import Node
+
+
+def lab_facts(lab: Lab) -> dict[str, str]:
+    """The values step templates may use, resolved from the running lab."""
+    topology = lab.topology
+    service = topology.service
+    public = topology.segment_of(service.vip)
+    pods = topology.segment_of(service.backend_address)
+    return {
+        "public_if": lab.router_interface(public),
+        "pod_if": lab.router_interface(pods),
+        "vip": str(service.vip),
+        "port": str(service.port),
+        "backend": str(service.backend_address),
+        "backend_port": str(service.backend_port),
+        "greeting": service.greeting,
+        "port_hex": f"{service.backend_port:04X}",
+    }
+
+
+def render(template: str, facts: Mapping[str, str]) -> list[str]:
+    """A one-line command template as words, each filled in on its own (a fact never splits
+    into several words, whatever it holds)."""
+    return [word.format_map(facts) for word in shlex.split(template)]
+
+
+class Step(Protocol):
+    """One change on one node: the commands that make it and the ones that undo it."""
+
+    @property
+    def node(self) -> str: ...  # router, client or backend
+
+    def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]: ...
+    def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool: ...
+    def describe(self, facts: Mapping[str, str]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One iptables rule on the router, inserted at the top or appended to its chain."""
+
+    table: str
+    chain: str
+    spec: str  # the rule as the workshop writes it, e.g. "-i {public_if} -o {pod_if} -j DROP"
+    insert: bool = False
+    node: str = "router"
+
+    def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
+        return ["iptables", "-t", self.table, action, self.chain, *render(self.spec, facts)]
+
+    def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
+        return [self.command("-D" if undo else "-I" if self.insert else "-A", facts)]
+
+    def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool:
+        return True
+
+    def describe(self, facts: Mapping[str, str]) -> str:
+        return shlex.join(self.command("-I" if self.insert else "-A", facts))
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address added to a node's interface (the VIP, as MetalLB's speaker does)."""
+
+    interface: str  # a template such as {public_if}
+    cidr: str
+    node: str = "router"
+
+    def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
+        return render(f"ip addr {action} {self.cidr} dev {self.interface}", facts)
+
+    def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
+        return [self.command("del" if undo else "add", facts)]
+
+    def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool:
+        return True
+
+    def describe(self, facts: Mapping[str, str]) -> str:
+        return shlex.join(self.command("add", facts))
