@@ -32,7 +32,7 @@ from .lookup import container_named, network_named
 from .naming import LABEL_KEEP, LABEL_NODE, LABEL_OWNER, LABEL_RUN, RunNames, owner_is_alive
 from .node import Node, exec_in
 from .podman_service import ULIMITS
-from .topology import UPLINK, Topology
+from .topology import UPLINK, Role, Topology
 from .wires import WireKind, Wires, create_wires, delete_links, vlanlb_links
 
 #: podman's default network: the workshop router's uplink (eth0).
@@ -46,7 +46,7 @@ class Lab:
 
     topology: Topology
     names: RunNames
-    client: podman.PodmanClient
+    podman: podman.PodmanClient
     wires: Wires
     nodes: dict[str, Node] = field(default_factory=dict)
     network_backend: str = "netavark"  # the podman service's network backend: netavark or cni
@@ -144,19 +144,19 @@ def _create_network(lab: Lab, segment_name: str) -> None:
         "subnets": [{"subnet": str(segment.subnet), "gateway": str(segment.gateway)}],
         "labels": lab.names.labels(),
     }
-    response = lab.client.api.post(
+    response = lab.podman.api.post(
         "/networks/create", data=json.dumps(body), headers={"Content-Type": "application/json"}
     )
     if response.status_code != 200:
         raise LabBuildError(f"creating podman network {name}: {response.text.strip()}")
-    lab.on_teardown(f"network {name}", lambda: _remove_network(lab.client, name))
+    lab.on_teardown(f"network {name}", lambda: _remove_network(lab.podman, name))
 
 
 def _create_node(lab: Lab, node_name: str, image: str) -> None:
     spec = lab.topology.nodes[node_name]
     first, *rest = spec.interfaces
     caps = ["NET_RAW"]  # ping, as the workshop's alpine containers can
-    if spec.role == "router":
+    if spec.role is Role.ROUTER:
         caps.append("NET_ADMIN")
     gateways = {s.gateway for s in lab.topology.segments.values()}
     parked = {
@@ -164,7 +164,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
         for i in spec.interfaces
         if lab.network_backend == "cni" and i.address in gateways
     }
-    if parked and spec.role != "router":
+    if parked and spec.role is not Role.ROUTER:
         raise LabBuildError(
             f"node {node_name} holds a gateway address, which podman's CNI backend cannot "
             "give it (only the router can take it over itself): use the netavark backend"
@@ -185,13 +185,13 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
     }
     if spec.forwarding:
         create_args["sysctls"] = {"net.ipv4.ip_forward": "1"}
-    container = lab.client.containers.create(image, **create_args)
+    container = lab.podman.containers.create(image, **create_args)
     name = str(container.name)
-    # Looked up at undo time through lab.client: the service may have been restarted since.
-    lab.on_teardown(f"container {name}", lambda: _remove_container(lab.client, name))
+    # Looked up at undo time through lab.podman: the service may have been restarted since.
+    lab.on_teardown(f"container {name}", lambda: _remove_container(lab.podman, name))
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
-        network = network_named(lab.client, _network_for(lab, interface.segment))
+        network = network_named(lab.podman, _network_for(lab, interface.segment))
         network.connect(container, ipv4_address=str(podman_address(interface)), compatible=True)
     container.reload()
     node = Node(spec, container)
@@ -250,7 +250,7 @@ def _check_tools(node: Node, image: str) -> None:
         packages = " ".join(sorted({needed[t] for t in missing})) or "(none)"
         raise LabBuildError(
             f"image {image!r} lacks {', '.join(missing) or 'a working /bin/sh'} needed on "
-            f"{node.spec.role} {node.name}: use an image that has them (on alpine: "
+            f"{node.spec.role.value} {node.name}: use an image that has them (on alpine: "
             f"`apk add {packages}` in a derived image), or drop --vlanlb-image to use the "
             "built-in node image"
         )

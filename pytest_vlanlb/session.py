@@ -88,7 +88,7 @@ def running_lab(
         else:
             if not service.alive() and service.revive():
                 progress(f"the podman service had died; tearing down through {service.url}")
-                lab.client = service.client()
+                lab.podman = service.client()
             errors = lab.teardown()
             if errors:
                 raise LabBuildError(

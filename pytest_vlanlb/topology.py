@@ -7,6 +7,7 @@ built.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,17 @@ from .errors import TopologyError
 
 #: The pseudo-segment for a router's uplink: podman's default network, as in the workshop.
 UPLINK = "uplink"
-ROLES = ("router", "client", "pod")
+
+
+class Role(str, enum.Enum):
+    """What a node is in the lab: the one vocabulary for topology, layers and grading."""
+
+    ROUTER = "router"  # forwards between the segments, holds the VIP and the NAT rules
+    CLIENT = "client"  # uses the Service from the public segment (`a`)
+    POD = "pod"  # a Service endpoint on the pod segment (`b`)
+
+
+ROLES = tuple(role.value for role in Role)
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Interface:
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
-    role: str
+    role: Role
     interfaces: tuple[Interface, ...]
     forwarding: bool = False
 
@@ -82,14 +93,14 @@ class Topology:
 
     @property
     def router(self) -> NodeSpec:
-        return next(n for n in self.nodes.values() if n.role == "router")
+        return next(n for n in self.nodes.values() if n.role is Role.ROUTER)
 
     @property
     def client(self) -> NodeSpec:
         """The client that uses the VIP: the first client node on the VIP's segment."""
         vip_segment = self.segment_of(self.service.vip)
         return next(
-            n for n in self.nodes.values() if n.role == "client" and vip_segment in n.segments
+            n for n in self.nodes.values() if n.role is Role.CLIENT and vip_segment in n.segments
         )
 
     @property
@@ -219,13 +230,13 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
         f = _Fields(raw, source, f"nodes.{node_name}")
         if problem := name_problem(node_name):
             f.fail("", problem)
-        role = f.choice("role", ROLES)
+        role = Role(f.choice("role", ROLES))
         interfaces = []
         for index, raw_if in enumerate(f.sequence("interfaces")):
             fi = _Fields(raw_if, source, f"nodes.{node_name}.interfaces[{index}]")
             seg = fi.text("segment")
             if seg == UPLINK:
-                if role != "router":
+                if role is not Role.ROUTER:
                     fi.fail("segment", "only the router has an uplink")
                 interfaces.append(Interface(UPLINK, None))
                 continue
@@ -242,10 +253,10 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
             f.fail("interfaces", "a node needs at least one interface")
         if len({i.segment for i in interfaces}) != len(interfaces):
             f.fail("interfaces", "a node attaches to each segment at most once")
-        forwarding = f.flag("forwarding", default=role == "router")
+        forwarding = f.flag("forwarding", default=role is Role.ROUTER)
         nodes[node_name] = NodeSpec(node_name, role, tuple(interfaces), forwarding)
 
-    routers = [n for n in nodes.values() if n.role == "router"]
+    routers = [n for n in nodes.values() if n.role is Role.ROUTER]
     if len(routers) != 1:
         top.fail("nodes", f"exactly one node must have role router (found {len(routers)})")
     router = routers[0]
@@ -278,7 +289,7 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     greeting = fs.text("greeting")
     if "'" in greeting or "\n" in greeting:
         fs.fail("greeting", "must be one line without single quotes (it is served by sh)")
-    if not any(n.role == "client" and vip_segment.name in n.segments for n in nodes.values()):
+    if not any(n.role is Role.CLIENT and vip_segment.name in n.segments for n in nodes.values()):
         top.fail("nodes", f"no client node on the VIP's segment {vip_segment.name}")
 
     return Topology(

@@ -10,6 +10,7 @@ from ..errors import LabBuildError
 from ..lab import Lab
 from ..node import ExecResult, Node
 from ..probes import run_together
+from ..topology import Role
 from ..waiting import wait_until
 from .state import STATE_SCRIPT
 from .steps import Step, lab_facts
@@ -18,9 +19,9 @@ from .steps import Step, lab_facts
 STATE_MARK = "@@vlanlb-state@@"
 
 
-def node_for(lab: Lab, target: str) -> Node:
-    """The node a step acts on: router, client or backend (the service's pod)."""
-    return {"router": lab.router, "client": lab.client_node, "backend": lab.backend}[target]
+def node_for(lab: Lab, role: Role) -> Node:
+    """The node a step acts on: the router, the client, or the Service's pod."""
+    return {Role.ROUTER: lab.router, Role.CLIENT: lab.client_node, Role.POD: lab.backend}[role]
 
 
 def run_steps(lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool = False) -> str:
@@ -31,19 +32,19 @@ def run_steps(lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool
     """
     facts = lab_facts(lab)
     ordered_steps = list(reversed(steps)) if undo else list(steps)
-    scripts: dict[str, list[str]] = {}
+    scripts: dict[Role, list[str]] = {}
     for step in ordered_steps:
         scripts.setdefault(step.node, []).extend(shlex.join(c) for c in step.commands(facts, undo))
     if report_state:
-        scripts.setdefault("router", []).append(f"echo {STATE_MARK}; {STATE_SCRIPT}")
+        scripts.setdefault(Role.ROUTER, []).append(f"echo {STATE_MARK}; {STATE_SCRIPT}")
 
-    def run(target: str) -> ExecResult:
+    def run(target: Role) -> ExecResult:
         script = "set -e; " + "; ".join(scripts[target])
         return node_for(lab, target).exec("/bin/sh", "-c", script)
 
     results = dict(zip(scripts, run_together(*[lambda t=t: run(t) for t in scripts]), strict=True))
     failed = [
-        f"{target}: {r.stderr.strip() or r.stdout.strip()}"
+        f"{target.value}: {r.stderr.strip() or r.stdout.strip()}"
         for target, r in results.items()
         if not r.ok
     ]
@@ -61,7 +62,7 @@ def run_steps(lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool
             raise LabBuildError(
                 f"{step.describe(facts)} on {node.name} did not take effect within 5s"
             )
-    state = results["router"].stdout if report_state else ""
+    state = results[Role.ROUTER].stdout if report_state else ""
     return state.split(STATE_MARK, 1)[1] if STATE_MARK in state else ""
 
 

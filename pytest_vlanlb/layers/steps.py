@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..lab import Lab
 from ..node import Node
+from ..topology import Role
 
 
 def lab_facts(lab: Lab) -> dict[str, str]:
@@ -39,7 +40,7 @@ class Step(Protocol):
     """One change on one node: the commands that make it and the ones that undo it."""
 
     @property
-    def node(self) -> str: ...  # router, client or backend
+    def node(self) -> Role: ...  # which node it acts on
 
     def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]: ...
     def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool: ...
@@ -54,7 +55,7 @@ class Rule:
     chain: str
     spec: str  # the rule as the workshop writes it, e.g. "-i {public_if} -o {pod_if} -j DROP"
     insert: bool = False
-    node: str = "router"
+    node: Role = Role.ROUTER
 
     def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
         return ["iptables", "-t", self.table, action, self.chain, *render(self.spec, facts)]
@@ -75,7 +76,7 @@ class Address:
 
     interface: str  # a template such as {public_if}
     cidr: str
-    node: str = "router"
+    node: Role = Role.ROUTER
 
     def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
         return render(f"ip addr {action} {self.cidr} dev {self.interface}", facts)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..node import Node
+from ..topology import Role
 
 #: Where the web server writes its pid, and the client addresses it saw (one per line).
 WEB_PID = "/tmp/vlanlb-web.pid"
@@ -31,7 +32,7 @@ _HANDLER = (
 class WebServer:
     """An HTTP server on the backend answering exactly the greeting (Step 1)."""
 
-    node: str = "backend"
+    node: Role = Role.POD  # the Service's backend
 
     def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
         if undo:
