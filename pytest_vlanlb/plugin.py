@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from .errors import VlanlbError
-from .grade_items import GradeReport, grading_collectors
-from .grading import Environment, load_class, parse_names
+from .grading import Environment, GradeReport, grading_collectors, load_class, parse_names
 from .health import lab_breakage
 from .lab import Lab
 from .layers import FIREWALL_VARIANTS, LayerStack
@@ -133,6 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
             grade = GradeReport(
                 _environments(config),
+                config.stash[_TOPOLOGY],
                 config.getoption("vlanlb_report"),
                 several=bool(config.getoption("vlanlb_class")),
                 identity=_option(config, "identity"),

@@ -83,18 +83,31 @@ class Wires:
     links: list[str] = field(default_factory=list)  # deleting these removes everything
 
 
+@dataclass(frozen=True)
+class WireCommand:
+    """One `ip` command of the plan; `creates` names the link it adds (to delete on undo)."""
+
+    args: tuple[str, ...]
+    creates: str | None = None
+
+
 def plan_wires(
     kind: WireKind, names: RunNames, vlans: Sequence[tuple[str, int]]
-) -> list[list[str]]:
+) -> list[WireCommand]:
     """The `ip` commands that create the wires, in order (pure, for unit tests)."""
-    commands: list[list[str]] = []
+    commands: list[WireCommand] = []
+
+    def label_and_up(link: str) -> None:
+        commands.append(WireCommand(("link", "set", "dev", link, "alias", names.link_alias)))
+        commands.append(WireCommand(("link", "set", "dev", link, "up")))
 
     def veth(name: str) -> None:
         peer = f"{name}p"
-        commands.append(["link", "add", name, "type", "veth", "peer", "name", peer])
-        for link in (name, peer):
-            commands.append(["link", "set", "dev", link, "alias", names.link_alias])
-            commands.append(["link", "set", "dev", link, "up"])
+        commands.append(
+            WireCommand(("link", "add", name, "type", "veth", "peer", "name", peer), name)
+        )
+        label_and_up(name)
+        label_and_up(peer)
 
     if kind is WireKind.VETH:
         for _segment, vlan in vlans:
@@ -104,11 +117,9 @@ def plan_wires(
         veth(trunk)
         for _segment, vlan in vlans:
             sub = f"{trunk}.{vlan}"
-            commands.append(
-                ["link", "add", "link", trunk, "name", sub, "type", "vlan", "id", str(vlan)]
-            )
-            commands.append(["link", "set", "dev", sub, "alias", names.link_alias])
-            commands.append(["link", "set", "dev", sub, "up"])
+            add = ("link", "add", "link", trunk, "name", sub, "type", "vlan", "id", str(vlan))
+            commands.append(WireCommand(add, sub))
+            label_and_up(sub)
     return commands
 
 
@@ -124,10 +135,10 @@ def create_wires(kind: WireKind, names: RunNames, vlans: Sequence[tuple[str, int
     wires = Wires(kind, parent_names(kind, names, vlans))
     try:
         for command in plan_wires(kind, names, vlans):
-            ip(*command)
-            if command[:2] == ["link", "add"]:
+            ip(*command.args)
+            if command.creates is not None:
                 # Deleting one end of a veth removes its peer and its VLAN sub-interfaces.
-                wires.links.append(command[2] if command[2] != "link" else command[5])
+                wires.links.append(command.creates)
     except Exception:
         delete_links(wires.links)
         raise

@@ -27,29 +27,10 @@ from pytest_vlanlb.podman_service import ULIMITS
 from pytest_vlanlb.session import podman_service, preflight
 from pytest_vlanlb.wires import WireKind, create_wires
 
+from .workshop import SERVER, VARIANTS
+
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
-SERVER = "while true; do echo -e 'HTTP/1.1 200 OK\\n\\nHello from Pod B' | nc -l -p 80; done"
-DROP_AS_WRITTEN = "iptables -I FORWARD -i eth1 -o eth2 -j DROP"
-DROP_CORRECTED = "iptables -I FORWARD -i eth1 -o eth2 -m conntrack ! --ctstate DNAT -j DROP"
-VIP = "ip addr add 192.168.10.100/32 dev eth1"
-DNAT = (
-    "iptables -t nat -A PREROUTING -d 192.168.10.100 -p tcp --dport 80 -j DNAT "
-    "--to-destination 192.168.20.20:80"
-)
-SNAT = "iptables -t nat -A POSTROUTING -d 192.168.20.20 -p tcp --dport 80 -j MASQUERADE"
-
-#: Each variant: the commands the student typed on the router, and whether Step 1 was done.
-#: "no-iptables": the router is busybox-only (the student never ran `apk add iptables`).
-VARIANTS: dict[str, tuple[list[str], bool]] = {
-    "no-iptables": ([VIP], True),
-    "complete": ([DROP_CORRECTED, VIP, DNAT, SNAT], True),
-    "as-written": ([DROP_AS_WRITTEN, VIP, DNAT, SNAT], True),
-    "no-server": ([DROP_CORRECTED, VIP, DNAT, SNAT], False),
-    "vip-wrong-if": ([DROP_CORRECTED, VIP.replace("eth1", "eth2"), DNAT, SNAT], True),
-    "no-dnat": ([DROP_CORRECTED, VIP, SNAT], True),
-    "no-firewall": ([VIP, DNAT, SNAT], True),
-}
 
 
 def busybox_rootfs() -> bytes:

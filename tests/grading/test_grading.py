@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.grading import STEPS
+from pytest_vlanlb.grading import STEP_IDS
 from pytest_vlanlb.image import ImageRecipe
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.wires import vlanlb_links
 
-from .conftest import VARIANTS, build_student_lab, run_pytest
+from .conftest import build_student_lab, run_pytest
+from .workshop import VARIANTS
 
 #: For each variant, the steps that must fail and a phrase their hint must contain.
 EXPECTED_FAILURES = {
@@ -43,6 +46,25 @@ def grade(cwd, *args, timeout=600):
     return run_pytest(cwd, *args, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class Graded:
+    """One grading run of every student lab: its process, the labs' state before and after,
+    the JSON reports by variant, and its working folder."""
+
+    run: subprocess.CompletedProcess
+    before: dict
+    after: dict
+    reports: dict
+    work: Path
+
+
+def evidence_line(step, prefix):
+    """The evidence line that starts with `prefix` (evidence is looked up by what it says)."""
+    found = [line for line in step["evidence"] if line.startswith(prefix)]
+    assert len(found) == 1, (prefix, step["evidence"])
+    return found[0]
+
+
 @pytest.fixture(scope="module")
 def graded(student_labs, vlanlb_podman, tmp_path_factory):
     """Grade every student lab in one run, two environments at a time (pytest-xdist)."""
@@ -68,21 +90,19 @@ def graded(student_labs, vlanlb_podman, tmp_path_factory):
     )
     after = {variant: lab.state() for variant, lab in student_labs.items()}
     reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
-    return run, before, after, reports, work
+    return Graded(run, before, after, reports, work)
 
 
 def test_grading_changes_nothing(graded):
-    _run, before, after, _reports, _work = graded
-    for variant in before:
-        assert after[variant] == before[variant], variant
+    for variant, state in graded.before.items():
+        assert graded.after[variant] == state, variant
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_verdicts_and_hints(graded, variant):
-    run, _before, _after, reports, _work = graded
-    assert variant in reports, run.stdout[-3000:]
-    report = reports[variant]
-    assert [s["id"] for s in report["steps"]] == list(STEPS)
+    assert variant in graded.reports, graded.run.stdout[-3000:]
+    report = graded.reports[variant]
+    assert [s["id"] for s in report["steps"]] == list(STEP_IDS)
     failures = EXPECTED_FAILURES[variant]
     for step in report["steps"]:
         context = json.dumps(step, indent=1)
@@ -92,26 +112,24 @@ def test_verdicts_and_hints(graded, variant):
             assert failures[step["id"]] in step["hint"], context
         else:
             assert step["status"] == "pass", context
-    assert report["score"] == len(STEPS) - len(failures)
-    assert report["max"] == len(STEPS)
+    assert report["score"] == len(STEP_IDS) - len(failures)
+    assert report["max"] == len(STEP_IDS)
     assert report["environment"]["names"]["router"] == f"st-{variant}-router"
 
 
 def test_steps_sharing_a_probe_saw_the_same_request(graded):
     """dnat, snat and vip-curl judge one request of a's (made once per environment)."""
-    _run, _before, _after, reports, _work = graded
-    for variant, report in reports.items():
+    for variant, report in graded.reports.items():
         if variant == "no-iptables":
             continue  # dnat is judged from rules there, and there are none to read
         steps = {s["id"]: s for s in report["steps"]}
         # The same request, hence the same counter movement, in both verdicts.
-        assert steps["dnat"]["evidence"][1].startswith("router: "), variant
-        assert steps["dnat"]["evidence"][1] == steps["vip-curl"]["evidence"][1], variant
+        seen = evidence_line(steps["dnat"], "router: ")
+        assert seen == evidence_line(steps["vip-curl"], "router: "), variant
 
 
 def test_missing_curl_is_reported_with_the_workshops_apk_line(graded):
-    _run, _before, _after, reports, _work = graded
-    step = next(s for s in reports["complete"]["steps"] if s["id"] == "vip-curl")
+    step = next(s for s in graded.reports["complete"]["steps"] if s["id"] == "vip-curl")
     assert step["status"] == "pass"  # judged with busybox wget
     assert (
         "curl is not installed on a: podman exec st-complete-a apk add --no-cache curl"
@@ -120,14 +138,14 @@ def test_missing_curl_is_reported_with_the_workshops_apk_line(graded):
 
 
 def test_terminal_table_exit_code_and_junit(graded):
-    run, _before, _after, _reports, work = graded
+    run, work = graded.run, graded.work
     assert run.returncode == 1, run.stdout[-3000:]  # some steps fail
     assert "vlanlb grade: complete (7/7)" in run.stdout
     assert "vlanlb grade: as-written (6/7)" in run.stdout
     assert "INTERNALERROR" not in run.stdout + run.stderr
     junit = (work / "junit.xml").read_text()
     for variant in VARIANTS:
-        for step in STEPS:
+        for step in STEP_IDS:
             assert f'grade-{variant}" name="{step}"' in junit  # classname, test name
 
 

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from pytest_vlanlb.probes import ping, ping_lost
-from pytest_vlanlb.topology import UPLINK
+from pytest_vlanlb.topology import UPLINK, Role
 
 
 def test_nodes_have_documented_addresses_and_routes(vlanlb_lab, vlanlb_topology):
@@ -22,7 +22,7 @@ def test_nodes_have_documented_addresses_and_routes(vlanlb_lab, vlanlb_topology)
         for interface in spec.interfaces:
             if interface.address is not None:
                 assert str(interface.address) in addresses, f"{spec.name}: {addresses}"
-        if spec.role != "router":
+        if spec.role is not Role.ROUTER:
             segment = vlanlb_topology.segments[spec.segments[0]]
             route = node.exec("ip", "route", "show", "default").check().stdout
             assert f"default via {segment.gateway} " in route, f"{spec.name}: {route}"
@@ -35,7 +35,13 @@ def test_router_interfaces_follow_the_workshop_order(vlanlb_lab, vlanlb_router):
     uplink = vlanlb_router.interfaces()["eth0"]
     inet = [a for a in uplink["addr_info"] if a["family"] == "inet"]
     assert inet
-    assert ipaddress.IPv4Address(inet[0]["local"]) in ipaddress.IPv4Network("10.88.0.0/16")
+    # On podman's default network, whatever subnet this podman gives it (10.88.0.0/16 unless
+    # the user configured another).
+    default = vlanlb_lab.podman.networks.get("podman").attrs
+    subnets = [s["subnet"] for s in default.get("subnets", [])]
+    assert any(
+        ipaddress.IPv4Address(inet[0]["local"]) in ipaddress.IPv4Network(net) for net in subnets
+    ), (inet, subnets)
     assert vlanlb_router.spec.interfaces[0].segment == UPLINK
 
 

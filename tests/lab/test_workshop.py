@@ -22,8 +22,6 @@ from pytest_vlanlb.probes import (
 )
 
 GREETING = "Hello from Pod B\n"
-VIP_URL = "http://192.168.10.100"
-DIRECT_URL = "http://192.168.20.20"
 
 OK, REFUSED, TIMEOUT = HttpOutcome.OK, HttpOutcome.REFUSED, HttpOutcome.TIMEOUT
 
@@ -31,7 +29,7 @@ OK, REFUSED, TIMEOUT = HttpOutcome.OK, HttpOutcome.REFUSED, HttpOutcome.TIMEOUT
 @dataclass(frozen=True)
 class Row:
     layers: tuple[str, ...]
-    vip: HttpOutcome  # curl http://192.168.10.100 from a
+    vip: HttpOutcome  # curl http://VIP from a
     direct: bool  # a reaches b directly (ping and HTTP)
     why: str
 
@@ -80,26 +78,26 @@ TRUTH_TABLE = [
 
 
 @pytest.mark.parametrize("row", TRUTH_TABLE, ids=[r.id for r in TRUTH_TABLE])
-def test_truth_table(row, vlanlb_lab, vlanlb_layers, vlanlb_client):
+def test_truth_table(row, vlanlb_lab, vlanlb_layers, vlanlb_client, addr):
     vlanlb_layers.apply(*row.layers)
     router = vlanlb_lab.router
     webserver = "webserver" in row.layers
 
     # Only silence is judged after a short wait; an answer or a RST may come late under load.
     def vip():
-        return http_expecting(vlanlb_client, VIP_URL, row.vip)
+        return http_expecting(vlanlb_client, addr.vip_url, row.vip)
 
     def direct_ping():
         return (
-            ping(vlanlb_client, "192.168.20.20")
+            ping(vlanlb_client, addr.backend)
             if row.direct
-            else ping_lost(vlanlb_client, "192.168.20.20")
+            else ping_lost(vlanlb_client, addr.backend)
         )
 
     direct_expected = (OK if webserver else REFUSED) if row.direct else TIMEOUT
 
     def direct_http():
-        return http_expecting(vlanlb_client, DIRECT_URL, direct_expected)
+        return http_expecting(vlanlb_client, addr.direct_url, direct_expected)
 
     seen = observe(router, lambda: run_together(vip, direct_ping, direct_http))
     vip_result, ping_result, http_result = seen.result
@@ -119,10 +117,10 @@ def test_truth_table(row, vlanlb_lab, vlanlb_layers, vlanlb_client):
 # --- the workshop's claims, one by one ----------------------------------------------------
 
 
-def test_base_a_reaches_b_by_ping_and_http(vlanlb_client, vlanlb_webserver):
+def test_base_a_reaches_b_by_ping_and_http(vlanlb_client, vlanlb_webserver, addr):
     pinged, got = run_together(
-        lambda: ping(vlanlb_client, "192.168.20.20", count=2),
-        lambda: http_get(vlanlb_client, DIRECT_URL),
+        lambda: ping(vlanlb_client, addr.backend, count=2),
+        lambda: http_get(vlanlb_client, addr.direct_url),
     )
     assert pinged.received == 2, str(pinged)
     assert got.outcome is OK, str(got)
@@ -131,15 +129,21 @@ def test_base_a_reaches_b_by_ping_and_http(vlanlb_client, vlanlb_webserver):
 
 @pytest.mark.parametrize("vlanlb_firewall", ["workshop", "dnat-aware"], indirect=True)
 def test_firewall_blocks_a_to_b_but_not_the_router(
-    vlanlb_firewall, vlanlb_webserver, vlanlb_lab, vlanlb_client, vlanlb_backend, vlanlb_router
+    vlanlb_firewall,
+    vlanlb_webserver,
+    vlanlb_lab,
+    vlanlb_client,
+    vlanlb_backend,
+    vlanlb_router,
+    addr,
 ):
     seen = observe(
         vlanlb_router,
         lambda: run_together(
-            lambda: ping_lost(vlanlb_client, "192.168.20.20"),
-            lambda: http_get_negative(vlanlb_client, DIRECT_URL),
-            lambda: ping(vlanlb_backend, "192.168.20.1"),
-            lambda: ping(vlanlb_router, "192.168.20.20"),
+            lambda: ping_lost(vlanlb_client, addr.backend),
+            lambda: http_get_negative(vlanlb_client, addr.direct_url),
+            lambda: ping(vlanlb_backend, addr.router_pods),
+            lambda: ping(vlanlb_router, addr.backend),
         ),
     )
     lost, dropped, b_to_router, router_to_b = seen.result
@@ -153,9 +157,10 @@ def test_firewall_blocks_a_to_b_but_not_the_router(
 
 
 @pytest.mark.vlanlb(layers=["webserver", "firewall:dnat-aware", "vip", "dnat", "snat"])
-def test_step6_vip_answers_while_direct_ping_fails(vlanlb_layers, vlanlb_client):
+def test_step6_vip_answers_while_direct_ping_fails(vlanlb_layers, vlanlb_client, addr):
     got, lost = run_together(
-        lambda: http_get(vlanlb_client, VIP_URL), lambda: ping_lost(vlanlb_client, "192.168.20.20")
+        lambda: http_get(vlanlb_client, addr.vip_url),
+        lambda: ping_lost(vlanlb_client, addr.backend),
     )
     assert got.outcome is OK, str(got)
     assert got.body.rstrip("\n") == "Hello from Pod B"
@@ -164,7 +169,7 @@ def test_step6_vip_answers_while_direct_ping_fails(vlanlb_layers, vlanlb_client)
 
 @pytest.mark.vlanlb(layers=["webserver", "firewall:workshop", "vip", "dnat", "snat"])
 def test_step6_as_written_times_out_the_workshop_defect(
-    vlanlb_layers, vlanlb_router, vlanlb_client
+    vlanlb_layers, vlanlb_router, vlanlb_client, addr
 ):
     """k8s_lb_ja.md Steps 1-6 typed exactly: the VIP request times out.
 
@@ -172,7 +177,7 @@ def test_step6_as_written_times_out_the_workshop_defect(
     also drops the DNAT'ed SYNs. If the workshop text is fixed (or the kernel changes),
     this test fails and the README's defect note must change with it.
     """
-    seen = observe(vlanlb_router, lambda: http_get_negative(vlanlb_client, VIP_URL))
+    seen = observe(vlanlb_router, lambda: http_get_negative(vlanlb_client, addr.vip_url))
     assert seen.result.outcome is TIMEOUT, seen.explain()
     assert seen.moved("nat", "PREROUTING", "DNAT") == 1, seen.explain()
     assert seen.moved("filter", "FORWARD", "DROP") >= 1, seen.explain()
@@ -184,51 +189,53 @@ def test_step6_as_written_times_out_the_workshop_defect(
 @pytest.mark.parametrize(
     ("layers", "client_seen"),
     [
-        (["webserver", "vip", "dnat", "snat"], "192.168.20.1"),
-        (["webserver", "vip", "dnat"], "192.168.10.10"),
+        (["webserver", "vip", "dnat", "snat"], "router_pods"),
+        (["webserver", "vip", "dnat"], "client"),
     ],
     ids=["snat", "no-snat"],
 )
 def test_snat_decides_the_client_address_b_sees(
-    layers, client_seen, vlanlb_layers, vlanlb_client, vlanlb_backend
+    layers, client_seen, vlanlb_layers, vlanlb_client, vlanlb_backend, addr
 ):
     vlanlb_layers.apply(*layers)
-    got = http_get(vlanlb_client, VIP_URL)
+    got = http_get(vlanlb_client, addr.vip_url)
     assert got.outcome is OK, str(got)
     assert got.body == GREETING
-    assert peers_seen(vlanlb_backend)[-1:] == [client_seen]
+    assert peers_seen(vlanlb_backend)[-1:] == [getattr(addr, client_seen)]
 
 
 @pytest.mark.vlanlb(layers=["webserver", "vip"])
-def test_vip_without_dnat_is_refused_at_once(vlanlb_layers, vlanlb_client):
-    got = http_get(vlanlb_client, VIP_URL)
+def test_vip_without_dnat_is_refused_at_once(vlanlb_layers, vlanlb_client, addr):
+    got = http_get(vlanlb_client, addr.vip_url)
     assert got.outcome is REFUSED, str(got)
     assert got.elapsed < 1.0, str(got)  # a RST, not a wait
 
 
 @pytest.mark.vlanlb(layers=["vip", "dnat", "snat"])
-def test_vip_with_dnat_and_server_stopped_is_refused(vlanlb_layers, vlanlb_client, vlanlb_router):
-    seen = observe(vlanlb_router, lambda: http_get(vlanlb_client, VIP_URL))
+def test_vip_with_dnat_and_server_stopped_is_refused(
+    vlanlb_layers, vlanlb_client, vlanlb_router, addr
+):
+    seen = observe(vlanlb_router, lambda: http_get(vlanlb_client, addr.vip_url))
     assert seen.result.outcome is REFUSED, seen.explain()
     assert seen.moved("nat", "PREROUTING", "DNAT") == 1, seen.explain()
 
 
 def test_arp_for_the_vip_answers_with_the_routers_public_mac(
-    vlanlb_lab, vlanlb_layers, vlanlb_client, vlanlb_router
+    vlanlb_lab, vlanlb_layers, vlanlb_client, vlanlb_router, addr
 ):
     vlanlb_client.flush_neighbours()
-    before = ping_lost(vlanlb_client, "192.168.10.100", count=1)
+    before = ping_lost(vlanlb_client, addr.vip, count=1)
     assert before.received == 0, str(before)
-    assert vlanlb_client.neighbour("192.168.10.100") is None  # nobody answered ARP
+    assert vlanlb_client.neighbour(addr.vip) is None  # nobody answered ARP
     vlanlb_layers.apply("vip")
-    answered = ping(vlanlb_client, "192.168.10.100")
+    answered = ping(vlanlb_client, addr.vip)
     assert answered.received == 1, str(answered)
     public_if = vlanlb_lab.router_interface("public")
-    assert vlanlb_client.neighbour("192.168.10.100") == vlanlb_router.mac_of(public_if)
+    assert vlanlb_client.neighbour(addr.vip) == vlanlb_router.mac_of(public_if)
 
 
-def test_removing_the_firewall_restores_a_to_b(vlanlb_lab, vlanlb_layers, vlanlb_client):
+def test_removing_the_firewall_restores_a_to_b(vlanlb_lab, vlanlb_layers, vlanlb_client, addr):
     vlanlb_layers.apply("firewall:workshop")
-    assert ping_lost(vlanlb_client, "192.168.20.20").received == 0
+    assert ping_lost(vlanlb_client, addr.backend).received == 0
     vlanlb_layers.revert()  # the workshop's cleanup: iptables -D FORWARD ...
-    assert ping(vlanlb_client, "192.168.20.20").received == 1
+    assert ping(vlanlb_client, addr.backend).received == 1

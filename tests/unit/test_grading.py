@@ -7,7 +7,8 @@ import ipaddress
 import pytest
 
 from pytest_vlanlb.errors import TopologyError, VlanlbError
-from pytest_vlanlb.grading import _snat_rule_covers, load_class, parse_ip_addr, parse_names
+from pytest_vlanlb.grading import load_class, parse_ip_addr, parse_names
+from pytest_vlanlb.grading.judges import snat_rule_covers
 from pytest_vlanlb.probes import HttpOutcome, classify_wget
 
 
@@ -90,7 +91,7 @@ def test_ip_addr_output_of_iproute2_and_busybox():
     ],
 )
 def test_which_postrouting_rules_do_step5(rule, covers):
-    assert _snat_rule_covers(rule, "192.168.20.20", 80, "eth2") is covers
+    assert snat_rule_covers(rule, "192.168.20.20", 80, "eth2") is covers
 
 
 @pytest.mark.parametrize(

@@ -25,13 +25,13 @@ def commands(name, undo=False):
 
 def test_workshop_firewall_is_step2_exactly():
     assert commands("firewall:workshop") == [
-        ["iptables", "-t", "filter", "-I", "FORWARD", "-i", "eth1", "-o", "eth2", "-j", "DROP"]
+        ["iptables", "-I", "FORWARD", "-i", "eth1", "-o", "eth2", "-j", "DROP"]
     ]
-    assert commands("firewall:workshop", undo=True)[0][3] == "-D"
+    assert commands("firewall:workshop", undo=True)[0][1] == "-D"
 
 
 def test_dnat_aware_firewall_spares_dnat_traffic():
-    assert commands("firewall:dnat-aware")[0][5:] == [
+    assert commands("firewall:dnat-aware")[0][3:] == [
         "-i",
         "eth1",
         "-o",

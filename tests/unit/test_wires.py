@@ -11,11 +11,12 @@ VLANS = [("public", 10), ("pods", 20)]
 def test_veth_plan_makes_one_pair_per_segment():
     names = RunNames("abc123")
     commands = plan_wires(WireKind.VETH, names, VLANS)
-    adds = [c for c in commands if c[:2] == ["link", "add"]]
+    adds = [list(c.args) for c in commands if c.args[:2] == ("link", "add")]
     assert adds == [
         ["link", "add", "vlbabc123v10", "type", "veth", "peer", "name", "vlbabc123v10p"],
         ["link", "add", "vlbabc123v20", "type", "veth", "peer", "name", "vlbabc123v20p"],
     ]
+    assert [c.creates for c in commands if c.creates] == ["vlbabc123v10", "vlbabc123v20"]
     assert parent_names(WireKind.VETH, names, VLANS) == {
         "public": "vlbabc123v10",
         "pods": "vlbabc123v20",
@@ -24,7 +25,7 @@ def test_veth_plan_makes_one_pair_per_segment():
 
 def test_dot1q_plan_puts_vlan_subinterfaces_on_a_private_trunk():
     names = RunNames("abc123")
-    commands = plan_wires(WireKind.DOT1Q, names, VLANS)
+    commands = [list(c.args) for c in plan_wires(WireKind.DOT1Q, names, VLANS)]
     assert [
         "link",
         "add",
@@ -43,8 +44,9 @@ def test_dot1q_plan_puts_vlan_subinterfaces_on_a_private_trunk():
 def test_every_link_is_labelled_and_brought_up():
     names = RunNames("abc123")
     for kind in WireKind:
-        commands = plan_wires(kind, names, VLANS)
-        made = {c[2] if c[2] != "link" else c[5] for c in commands if c[:2] == ["link", "add"]}
+        plan = plan_wires(kind, names, VLANS)
+        commands = [list(c.args) for c in plan]
+        made = {c.creates for c in plan if c.creates}
         made |= {
             c[7] for c in commands if c[:2] == ["link", "add"] and c[3] == "type" and c[4] == "veth"
         }

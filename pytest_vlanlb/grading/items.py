@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
-from .errors import VlanlbError
-from .grading import STEPS, Environment, Grader, Verdict
-from .podman_service import PodmanService, connect
-from .topology import Topology
+from ..errors import VlanlbError
+from ..podman_service import PodmanService, connect
+from ..topology import Topology
+from .environments import Environment
+from .steps import STEP_IDS, grade, titles
+from .student import StudentLab
+from .verdict import Verdict
 
 VERDICT_PROPERTY = "vlanlb_verdict"
 ENV_PROPERTY = "vlanlb_environment"
@@ -27,23 +30,25 @@ class GradeFailure(Exception):
 class EnvironmentCollector(pytest.Collector):
     """All steps of one student's environment (`grade-NAME::STEP`, junit class grade-NAME)."""
 
-    environment: Environment
-    topology: Topology
+    def __init__(self, *, environment: Environment, topology: Topology, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.topology = topology
 
     def collect(self) -> Iterable[pytest.Item]:
         # With pytest-xdist, `--dist loadscope` keeps one environment's steps on one worker
         # (its scope is this collector), so their probes never overlap.
-        for step in STEPS:
+        for step in STEP_IDS:
             yield StepItem.from_parent(self, name=step)
 
-    def grader(self) -> Grader:
-        cached = getattr(self, "_grader", None)
+    def student_lab(self) -> StudentLab:
+        cached = getattr(self, "_student_lab", None)
         if cached is None:
             report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
             assert isinstance(report, GradeReport)
             service = report.service_for(self.environment.url)
-            cached = Grader(self.environment, self.topology, service.client(timeout=60))
-            self._grader = cached
+            cached = StudentLab(self.environment, self.topology, service.client(timeout=60))
+            self._student_lab = cached
         return cached
 
 
@@ -51,7 +56,7 @@ class StepItem(pytest.Item):
     def runtest(self) -> None:
         parent = self.parent
         assert isinstance(parent, EnvironmentCollector)
-        verdict = parent.grader().grade(self.name)
+        verdict = grade(parent.student_lab(), self.name)
         self.user_properties.append((VERDICT_PROPERTY, verdict.as_dict()))
         self.user_properties.append((ENV_PROPERTY, parent.environment.describe()))
         if not verdict.passed:
@@ -73,9 +78,9 @@ def grading_collectors(
 ) -> list[pytest.Item]:
     items: list[pytest.Item] = []
     for environment in environments:
-        collector = EnvironmentCollector.from_parent(session, name=f"grade-{environment.name}")
-        collector.environment = environment
-        collector.topology = topology
+        collector = EnvironmentCollector.from_parent(
+            session, name=f"grade-{environment.name}", environment=environment, topology=topology
+        )
         items.extend(collector.collect())
     return items
 
@@ -89,11 +94,13 @@ class GradeReport:
     def __init__(
         self,
         environments: list[Environment],
+        topology: Topology,
         target: str | None,
         several: bool,
         identity: str | None = None,
     ) -> None:
         self.identity = identity
+        self.titles = titles(topology)
         self.services: dict[str | None, PodmanService | VlanlbError] = {}
         self.environments = {e.name: e for e in environments}
         self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
@@ -149,7 +156,7 @@ class GradeReport:
             name = collector.removeprefix("grade-")
             self.verdicts[name][step] = Verdict(
                 step,
-                STEPS[step],
+                self.titles[step],
                 "fail",
                 [str(report.longrepr)[-500:]],
                 "the grader could not probe this step (see evidence)",
@@ -158,14 +165,14 @@ class GradeReport:
     def document(self, name: str) -> dict[str, Any]:
         steps = [
             self.verdicts[name].get(step)
-            or Verdict(step, STEPS[step], "fail", ["not graded"], "").as_dict()
-            for step in STEPS
+            or Verdict(step, self.titles[step], "fail", ["not graded"], "").as_dict()
+            for step in STEP_IDS
         ]
         return {
             "environment": self.environments[name].describe(),
             "steps": steps,
             "score": sum(s["status"] == "pass" for s in steps),
-            "max": len(STEPS),
+            "max": len(STEP_IDS),
         }
 
     def table(self, name: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""Which labs to grade: one environment from the command line, or a class file of many."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import TopologyError, VlanlbError
+
+#: The workshop's node names, the keys of --vlanlb-names and of a class file's `names`: each
+#: maps to the container that plays that node in the student's lab.
+NODES = ("router", "a", "b")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One student's lab: where its podman answers and what its containers are called."""
+
+    name: str
+    url: str | None
+    names: Mapping[str, str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "names": dict(self.names)}
+
+
+def parse_names(text: str | None, prefix: str = "") -> dict[str, str]:
+    """`router=R,a=A,b=B` (any subset) over the defaults, optionally prefixed."""
+    names = {node: f"{prefix}{node}" for node in NODES}
+    for part in filter(None, (text or "").split(",")):
+        node, _, name = part.partition("=")
+        if node not in NODES or not name:
+            raise VlanlbError(
+                f"--vlanlb-names: {part!r} is not ROLE=NAME with ROLE one of {', '.join(NODES)}"
+            )
+        names[node] = name
+    return names
+
+
+def load_class(path: Path, default_url: str | None) -> list[Environment]:
+    """A class file: `environments: [{name, url?, prefix? | names?}, ...]`."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopologyError(source, "", f"cannot read the class file: {exc}") from exc
+    entries = data.get("environments") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise TopologyError(source, "environments", "must be a non-empty list")
+    environments: list[Environment] = []
+    for index, entry in enumerate(entries):
+        where = f"environments[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise TopologyError(source, f"{where}.name", "is required (a string)")
+        names = entry.get("names") or {}
+        if not isinstance(names, dict) or not set(names) <= set(NODES):
+            raise TopologyError(source, f"{where}.names", f"maps {', '.join(NODES)} to names")
+        resolved = {
+            node: str(names.get(node, f"{entry.get('prefix', '')}{node}")) for node in NODES
+        }
+        if entry["name"] in {e.name for e in environments}:
+            raise TopologyError(source, f"{where}.name", f"duplicate name {entry['name']!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", entry["name"]):
+            raise TopologyError(source, f"{where}.name", "letters, digits, . _ - only")
+        environments.append(Environment(entry["name"], entry.get("url") or default_url, resolved))
+    return environments

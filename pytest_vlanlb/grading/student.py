@@ -1,0 +1,155 @@
+"""A student's lab, attached to and probed: every probe made once and kept, because several
+steps judge from the same observation (dnat, snat and vip-curl share one request of a's)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import podman
+from podman.errors import NotFound
+
+from ..counters import Observation, observe
+from ..lookup import container_named
+from ..node import Node
+from ..probes import HttpOutcome, HttpResult, http_get_portable
+from ..topology import NodeSpec, Role, Topology
+from ..waiting import wait_until
+from .environments import Environment
+
+T = TypeVar("T")
+#: The tools whose presence changes how a step is probed or what its hint says.
+TOOLS = ("curl", "wget", "ping", "nc", "iptables", "ip", "timeout")
+
+
+class StudentLab:
+    """One environment's containers by role, and what has been probed in them."""
+
+    def __init__(
+        self, environment: Environment, topology: Topology, podman_client: podman.PodmanClient
+    ) -> None:
+        self.environment = environment
+        self.topology = topology
+        self.podman = podman_client
+        self._memo: dict[str, Any] = {}
+        service = topology.service
+        self.vip = str(service.vip)
+        self.backend = str(service.backend_address)
+        self.port = service.backend_port
+        self.greeting = service.greeting
+        self.vip_url = f"http://{self.vip}" + ("" if service.port == 80 else f":{service.port}")
+        self.backend_url = f"http://{self.backend}" + ("" if self.port == 80 else f":{self.port}")
+        self.specs: dict[Role, NodeSpec] = {
+            Role.ROUTER: topology.router,
+            Role.CLIENT: topology.client,
+            Role.POD: topology.backend,
+        }
+
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    # --- attaching ------------------------------------------------------------------------
+
+    def node_name(self, role: Role) -> str:
+        """The workshop's name for the node that plays `role` (router, a, b)."""
+        return self.specs[role].name
+
+    def container(self, role: Role) -> str:
+        """The student's container playing `role`."""
+        return self.environment.names[self.node_name(role)]
+
+    def nodes(self) -> tuple[dict[Role, Node], list[str]]:
+        """The running containers by role, and what is wrong with the others."""
+        return self._once("nodes", self._attach)
+
+    def node(self, role: Role) -> Node:
+        return self.nodes()[0][role]
+
+    def _attach(self) -> tuple[dict[Role, Node], list[str]]:
+        found, problems = {}, []
+        for role, spec in self.specs.items():
+            name, label = self.container(role), self.node_name(role)
+            try:
+                container = container_named(self.podman, name)  # literal, never a regex
+            except NotFound:
+                problems.append(f"container {name!r} ({label}) does not exist")
+                continue
+            if container.attrs.get("State", {}).get("Status") != "running":
+                problems.append(f"container {name!r} ({label}) is not running")
+                continue
+            found[role] = Node(spec, container)
+        return found, problems
+
+    # --- probes, each made once -------------------------------------------------------------
+
+    def tools(self, role: Role) -> set[str]:
+        def probe() -> set[str]:
+            script = "; ".join(f"command -v {t} >/dev/null 2>&1 && echo {t}" for t in TOOLS)
+            return set(self.node(role).exec("/bin/sh", "-c", script + "; true").stdout.split())
+
+        return self._once(f"tools:{role.value}", probe)
+
+    def addresses(self, role: Role) -> dict[str, list[ipaddress.IPv4Interface]]:
+        def probe() -> dict[str, list[ipaddress.IPv4Interface]]:
+            return parse_ip_addr(self.node(role).exec("ip", "addr", "show").stdout)
+
+        return self._once(f"addr:{role.value}", probe)
+
+    def router_if(self, address: str) -> str | None:
+        for ifname, addrs in self.addresses(Role.ROUTER).items():
+            if any(str(a.ip) == address for a in addrs):
+                return ifname
+        return None
+
+    def router_leg_toward(self, address: ipaddress.IPv4Address) -> str | None:
+        """The router interface holding its own address on `address`'s segment."""
+        own = self.topology.router.address_on(self.topology.segment_of(address))
+        return self.router_if(str(own))
+
+    def nat_rules(self, chain: str) -> list[str]:
+        rules = self.node(Role.ROUTER).exec("iptables", "-t", "nat", "-S", chain).stdout
+        return [line for line in rules.splitlines() if line.startswith("-A ")]
+
+    def vip_request(self) -> Observation[HttpResult]:
+        """a's request to the VIP, with the router's counters: shared by dnat, snat, vip-curl."""
+
+        def probe() -> Observation[HttpResult]:
+            a, router = self.node(Role.CLIENT), self.node(Role.ROUTER)
+            curl = "curl" in self.tools(Role.CLIENT)
+            return observe(router, lambda: self.http(a, self.vip_url, curl=curl))
+
+        return self._once("vip-request", probe)
+
+    def http(
+        self, node: Node, url: str, *, curl: bool, timeout: int = 2, retry_refused: bool = True
+    ) -> HttpResult:
+        """A GET; a refusal is retried briefly, since the workshop's nc loop has a gap."""
+        results: list[HttpResult] = []
+
+        def attempt() -> bool:
+            results.append(http_get_portable(node, url, timeout=timeout, curl=curl))
+            return not retry_refused or results[-1].outcome is not HttpOutcome.REFUSED
+
+        wait_until(attempt, timeout=0.6, interval=0.2)
+        return results[-1]
+
+
+_INET = re.compile(r"^\s+inet (\d+\.\d+\.\d+\.\d+/\d+)")
+_LINK = re.compile(r"^\d+: ([^:@]+)[@:]")
+
+
+def parse_ip_addr(text: str) -> dict[str, list[ipaddress.IPv4Interface]]:
+    """`ip addr show` as iproute2 and busybox print it: interface -> IPv4 addresses."""
+    result: dict[str, list[ipaddress.IPv4Interface]] = {}
+    current = ""
+    for line in text.splitlines():
+        if link := _LINK.match(line):
+            current = link[1]
+            result.setdefault(current, [])
+        elif (inet := _INET.match(line)) and current:
+            result[current].append(ipaddress.IPv4Interface(inet[1]))
+    return result
