@@ -83,6 +83,8 @@ def vlanlb_podman(vlanlb_config):
 
 @pytest.fixture(scope="session")
 def alpine_like_image(vlanlb_podman, tmp_path_factory):
+    if not BUSYBOX.exists():
+        pytest.fail(f"{BUSYBOX} is missing: run scripts/setup")
     client = vlanlb_podman.client()
     digest = hashlib.sha256(BUSYBOX.read_bytes()).hexdigest()[:12]
     tag = f"localhost/vlanlb-student-busybox:{digest}"
