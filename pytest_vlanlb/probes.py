@@ -165,16 +165,3 @@ def classify_wget(rc: int, stderr: str) -> HttpOutcome:
     if "No route to host" in stderr or "unreachable" in stderr:
         return HttpOutcome.UNREACHABLE
     return HttpOutcome.ERROR
-
-
-def http_get_portable(node: Node, url: str, *, timeout: int, curl: bool) -> HttpResult:
-    """GET with curl when the node has it, else busybox wget bounded by busybox timeout."""
-    if curl:
-        return http_get(node, url, timeout=timeout)
-    start = time.perf_counter()
-    result = node.exec("timeout", str(timeout), "wget", "-q", "-O", "-", url)
-    elapsed = time.perf_counter() - start
-    detail = result.stderr.strip() or (
-        f"no answer within {timeout}s" if result.rc in (124, 143) else f"wget exited {result.rc}"
-    )
-    return HttpResult(url, classify_wget(result.rc, result.stderr), result.stdout, detail, elapsed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .verdict import Verdict
 
 VERDICT_PROPERTY = "vlanlb_verdict"
 ENV_PROPERTY = "vlanlb_environment"
+STEP_PROPERTY = "vlanlb_step"
 
 
 class GradeFailure(Exception):
@@ -56,9 +58,11 @@ class StepItem(pytest.Item):
     def runtest(self) -> None:
         parent = self.parent
         assert isinstance(parent, EnvironmentCollector)
+        # First, so that even a grader that fails says whose step it was.
+        self.user_properties.append((ENV_PROPERTY, parent.environment.describe()))
+        self.user_properties.append((STEP_PROPERTY, self.name))
         verdict = grade(parent.student_lab(), self.name)
         self.user_properties.append((VERDICT_PROPERTY, verdict.as_dict()))
-        self.user_properties.append((ENV_PROPERTY, parent.environment.describe()))
         if not verdict.passed:
             raise GradeFailure(verdict)
 
@@ -106,6 +110,8 @@ class GradeReport:
         self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
         self.target = Path(target) if target else None
         self.several = several
+        if self.target is not None:
+            check_report_target(self.target, several)
 
     def service_for(self, url: str | None) -> PodmanService:
         """The podman API for `url`; without one, a running local service or one we start
@@ -150,15 +156,16 @@ class GradeReport:
             name = properties[ENV_PROPERTY]["name"]
             verdict = properties[VERDICT_PROPERTY]
             self.verdicts[name][verdict["id"]] = verdict
-        elif report.when == "call" and report.failed and report.nodeid.startswith("grade-"):
-            # The grader itself crashed: still a verdict, with the error as evidence.
-            collector, step = report.nodeid.rsplit("::", 1)
-            name = collector.removeprefix("grade-")
+        elif report.when == "call" and report.failed and STEP_PROPERTY in properties:
+            # The grader could not grade (no podman API, a crash): still a verdict, with the
+            # reason as evidence.
+            name, step = properties[ENV_PROPERTY]["name"], properties[STEP_PROPERTY]
+            reason = str(report.longrepr).strip().removeprefix("pytest-vlanlb: ")
             self.verdicts[name][step] = Verdict(
                 step,
                 self.titles[step],
                 "fail",
-                [str(report.longrepr)[-500:]],
+                [reason[-500:]],
                 "the grader could not probe this step (see evidence)",
             ).as_dict()
 
@@ -199,3 +206,20 @@ class GradeReport:
             path.write_text(json.dumps(self.document(name), indent=2) + "\n")
             written.append(path)
         return written
+
+
+def check_report_target(target: Path, several: bool) -> None:
+    """Refuse, before anything is graded, a report path that cannot be written."""
+    folder = target if several else target.parent
+    what = "--vlanlb-report"
+    if several and target.exists() and not target.is_dir():
+        raise VlanlbError(f"{what} {target}: is a file; with --vlanlb-class it names a folder")
+    if not several and target.is_dir():
+        raise VlanlbError(f"{what} {target}: is a folder; name a file such as grade.json")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VlanlbError(f"{what} {target}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VlanlbError(f"{what} {target}: {existing} is not writable; choose another path")

@@ -14,6 +14,7 @@ from typing import Any
 from ..counters import Observation, explain, observe
 from ..probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
 from ..topology import Role
+from .bounded import OUTPUT_LIMIT
 from .hints import Hints
 from .student import StudentLab
 from .verdict import Verdict
@@ -73,6 +74,11 @@ def web_server(lab: StudentLab, hints: Hints, v: Verdict) -> None:
             "the server's shell printed a literal '-e': its sh is not busybox/ash. "
             "Use busybox sh for the loop, or printf instead of echo -e"
         )
+    elif len(got.body) >= OUTPUT_LIMIT or (got.outcome is HttpOutcome.ERROR and got.body):
+        v.hint = (
+            f"{b}'s answer does not end (more than {OUTPUT_LIMIT} bytes, cut off): Step 1 "
+            f"answers exactly {lab.greeting!r} once per request"
+        )
     elif got.outcome is HttpOutcome.OK:
         v.hint = f"{b} answers, but not exactly {lab.greeting!r}: check Step 1's echo text"
     elif "nc" not in lab.tools(Role.POD):
@@ -88,18 +94,28 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     a, router = lab.node(Role.CLIENT), lab.node(Role.ROUTER)
     curl = "curl" in lab.tools(Role.CLIENT)
 
-    def both() -> tuple[PingResult, HttpResult]:
-        pinged, got = run_together(
+    def probes() -> tuple[PingResult, HttpResult, PingResult]:
+        pinged, got, b_up = run_together(
             lambda: ping_portable(a, lab.backend),
             lambda: lab.http(a, lab.backend_url, curl=curl, timeout=1, retry_refused=False),
+            lambda: ping_portable(router, lab.backend),  # is b there at all?
         )
-        return pinged, got  # type: ignore[return-value]
+        return pinged, got, b_up  # type: ignore[return-value]
 
-    seen = observe(router, both)
-    pinged, got = seen.result
-    name = lab.node_name(Role.CLIENT)
+    seen = observe(router, probes)
+    pinged, got, b_up = seen.result
+    name, b = lab.node_name(Role.CLIENT), lab.node_name(Role.POD)
     v.evidence += [f"from {name}: {pinged}", f"from {name}: {got}", f"router: {moves(seen)}"]
-    if pinged.received == 0 and got.outcome is HttpOutcome.TIMEOUT:
+    dropped = seen.moved("filter", "FORWARD", "DROP")
+    blocked = pinged.received == 0 and got.outcome is HttpOutcome.TIMEOUT
+    if blocked and not dropped and not b_up.received:
+        # "a cannot reach b" proves nothing while b itself is unreachable.
+        v.evidence.append(f"from the router: {b_up}")
+        v.hint = (
+            f"cannot judge: {b} does not answer even the router, and no DROP rule on the "
+            f"router counted a packet. Start {b} ({lab.container(Role.POD)}) and grade again"
+        )
+    elif blocked:
         v.status = "pass"
     elif pinged.received:
         v.hint = (
@@ -157,7 +173,7 @@ def dnat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         for m in seen.moves
         if (m.counter.table, m.counter.chain, m.counter.target) == ("nat", "PREROUTING", "DNAT")
     ]
-    right = [m for m in moved if f"--to-destination {target}" in m.counter.spec]
+    right = [m for m in moved if dnat_target(m.counter.spec) == target]
     if right:
         v.status = "pass"
     elif moved:
@@ -267,3 +283,14 @@ def snat_rule_covers(rule: str, backend: str, port: int, pods_if: str) -> bool:
     if value("--dport") not in (None, str(port)):
         return False
     return value("-o") in (None, pods_if)
+
+
+def dnat_target(spec: str) -> str | None:
+    """The --to-destination of a DNAT rule, parsed (a comment holding the words is not it)."""
+    words = shlex.split(spec)
+    for index, word in enumerate(words[:-1]):
+        if word == "-j" and words[index + 1] == "DNAT":
+            options = words[index + 2 :]
+            if "--to-destination" in options[:-1]:
+                return options[options.index("--to-destination") + 1]
+    return None

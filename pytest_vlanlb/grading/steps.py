@@ -12,6 +12,15 @@ from .hints import Hints
 from .student import StudentLab
 from .verdict import Verdict
 
+#: The alpine package that provides each tool the grader runs.
+APK_FOR = {
+    "ping": "iputils",
+    "curl": "curl",
+    "wget": "busybox",
+    "iptables": "iptables",
+    "ip": "iproute2",
+    "nc": "busybox-extras",
+}
 Judge = Callable[[StudentLab, Hints, Verdict], None]
 ALL = (Role.ROUTER, Role.CLIENT, Role.POD)
 
@@ -118,7 +127,24 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
         verdict.evidence.append("iptables is not installed on the router")
         verdict.hint = hints.install("iptables")
         return verdict
+    hung_before = len(lab.unfinished())
     step.judge(lab, hints, verdict)
+    hung = lab.unfinished()[hung_before:]
+    if hung:  # a probe that was killed proves nothing either way
+        verdict.status = "fail"
+        for role, command in hung:
+            verdict.evidence.append(
+                f"`{command}` in {lab.container(role)} did not finish within "
+                f"{lab.node(role).bound:g}s and was killed"
+            )
+        role, command = hung[0]
+        tool = command.split()[0]
+        verdict.hint = (
+            f"cannot judge: `{tool}` in {lab.container(role)} hangs instead of answering. "
+            f"Is it the real tool? Reinstall it (on alpine: apk add --no-cache "
+            f"{APK_FOR.get(tool, tool)})"
+        )
+        return verdict
     if no_iptables and step.iptables_note and not verdict.passed:
         verdict.evidence.append("iptables is not installed on the router")
         verdict.hint += f"; first install iptables: {hints.install('iptables')}"

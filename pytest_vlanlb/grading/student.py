@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,10 +14,10 @@ from podman.errors import NotFound
 
 from ..counters import Observation, observe
 from ..lookup import container_named
-from ..node import Node
-from ..probes import HttpOutcome, HttpResult, http_get_portable
+from ..probes import HttpOutcome, HttpResult, classify_wget, http_get
 from ..topology import NodeSpec, Role, Topology
 from ..waiting import wait_until
+from .bounded import BoundedNode
 from .environments import Environment
 
 T = TypeVar("T")
@@ -62,14 +63,18 @@ class StudentLab:
         """The student's container playing `role`."""
         return self.environment.names[self.node_name(role)]
 
-    def nodes(self) -> tuple[dict[Role, Node], list[str]]:
+    def nodes(self) -> tuple[dict[Role, BoundedNode], list[str]]:
         """The running containers by role, and what is wrong with the others."""
         return self._once("nodes", self._attach)
 
-    def node(self, role: Role) -> Node:
+    def node(self, role: Role) -> BoundedNode:
         return self.nodes()[0][role]
 
-    def _attach(self) -> tuple[dict[Role, Node], list[str]]:
+    def unfinished(self) -> list[tuple[Role, str]]:
+        """Every command killed at its bound so far, with the role it ran in."""
+        return [(role, cmd) for role, node in self.nodes()[0].items() for cmd in node.unfinished]
+
+    def _attach(self) -> tuple[dict[Role, BoundedNode], list[str]]:
         found, problems = {}, []
         for role, spec in self.specs.items():
             name, label = self.container(role), self.node_name(role)
@@ -81,7 +86,7 @@ class StudentLab:
             if container.attrs.get("State", {}).get("Status") != "running":
                 problems.append(f"container {name!r} ({label}) is not running")
                 continue
-            found[role] = Node(spec, container)
+            found[role] = BoundedNode(spec, container)
         return found, problems
 
     # --- probes, each made once -------------------------------------------------------------
@@ -125,17 +130,38 @@ class StudentLab:
         return self._once("vip-request", probe)
 
     def http(
-        self, node: Node, url: str, *, curl: bool, timeout: int = 2, retry_refused: bool = True
+        self,
+        node: BoundedNode,
+        url: str,
+        *,
+        curl: bool,
+        timeout: int = 2,
+        retry_refused: bool = True,
     ) -> HttpResult:
         """A GET; a refusal is retried briefly, since the workshop's nc loop has a gap."""
         results: list[HttpResult] = []
 
         def attempt() -> bool:
-            results.append(http_get_portable(node, url, timeout=timeout, curl=curl))
+            results.append(self._get(node, url, timeout=timeout, curl=curl))
             return not retry_refused or results[-1].outcome is not HttpOutcome.REFUSED
 
         wait_until(attempt, timeout=0.6, interval=0.2)
         return results[-1]
+
+    @staticmethod
+    def _get(node: BoundedNode, url: str, *, timeout: int, curl: bool) -> HttpResult:
+        """GET with curl when the node has it, else busybox wget, killed after `timeout`
+        (busybox's own `wget -T` crashes on a refused connection, `timeout` leaves zombies)."""
+        if curl:
+            return http_get(node, url, timeout=timeout)
+        start = time.perf_counter()
+        result = node.exec_within(timeout, "wget", "-q", "-O", "-", url)
+        elapsed = time.perf_counter() - start
+        detail = result.stderr.strip() or (
+            f"no answer within {timeout}s" if result.rc == 124 else f"wget exited {result.rc}"
+        )
+        outcome = classify_wget(result.rc, result.stderr)
+        return HttpResult(url, outcome, result.stdout, detail, elapsed)
 
 
 _INET = re.compile(r"^\s+inet (\d+\.\d+\.\d+\.\d+/\d+)")

@@ -27,7 +27,7 @@ from pytest_vlanlb.podman_service import ULIMITS
 from pytest_vlanlb.session import podman_service, preflight
 from pytest_vlanlb.wires import WireKind, create_wires
 
-from .workshop import SERVER, VARIANTS
+from .workshop import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
@@ -124,7 +124,11 @@ class StudentLab:
                 "command -v iptables-save >/dev/null || exit 0; "
                 "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'",
             ),
-            **{role: self.type(role, "ip addr show") for role in ("router", "a", "b")},
+            **{
+                role: self.type(role, "ip addr show")
+                for role in ("router", "a", "b")
+                if self.container(role).status == "running"
+            },
         }
 
 
@@ -184,11 +188,15 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
             networks={f"{prefix}{network}": {"static_ips": [address]}},
             **common,
         ).start()
-    commands, server = VARIANTS[variant]
-    if server:
-        lab.type("b", SERVER, detach=True)
-    for command in commands:
+    typed = VARIANTS[variant]
+    if typed.server:
+        lab.type("b", typed.server, detach=True)
+    for command in typed.router:
         lab.type("router", command)
+    for role, command in typed.afterwards:
+        lab.type(role, command)
+    for role in typed.stopped:
+        lab.container(role).stop(timeout=0)
 
 
 def remove_student_lab(client, lab: StudentLab) -> None:
@@ -205,7 +213,8 @@ def student_labs(vlanlb_podman, alpine_like_image):
     labs = {}
     try:
         for variant in VARIANTS:
-            router_image = alpine_like_image if variant == "no-iptables" else node_image
+            busybox = VARIANTS[variant].router_image == "busybox"
+            router_image = alpine_like_image if busybox else node_image
             labs[variant] = build_student_lab(
                 client,
                 f"st-{variant}-",

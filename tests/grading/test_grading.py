@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,28 @@ EXPECTED_FAILURES = {
         "dnat": "podman exec st-no-iptables-router apk add --no-cache iptables",
         "snat": "podman exec st-no-iptables-router apk add --no-cache iptables",
         "vip-curl": "nothing translates it",
+    },
+    # Hostile or broken environments (issue 9).
+    "hostile-names": {
+        # Quoted: `x;id` in double quotes, `$(id)` in single quotes (see the paste test).
+        "firewall": """iptables -I FORWARD -i "x;id" -o '$(id)' -m conntrack""",
+    },
+    "endless-answer": {
+        "web-server": "b's answer does not end",
+        "vip-curl": "the request did not complete",
+    },
+    "b-stopped-no-drop": {
+        "env": "create and start the missing containers",
+        "web-server": "create and start the missing containers",
+        "firewall": "cannot judge: b does not answer even the router",
+        "vip-curl": "the request did not complete",
+    },
+    "hanging-curl": {
+        "web-server": "cannot judge: `curl` in st-hanging-curl-router hangs instead of answering",
+    },
+    "comment-dnat": {
+        "dnat": "the VIP traffic is translated, but not to 192.168.20.20:80",
+        "vip-curl": "the request did not complete",
     },
 }
 
@@ -227,3 +250,79 @@ def test_a_student_lab_that_fails_half_built_leaves_nothing(vlanlb_podman, alpin
     assert client.containers.list(all=True, filters=label) == []
     assert client.networks.list(filters=label) == []
     assert [link for link, alias in vlanlb_links() if alias.run_id == names.run_id] == []
+
+
+def processes(lab, role):
+    """Command lines of every process in a student's container (no ps needed)."""
+    listing = lab.type(role, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '; true")
+    return listing
+
+
+def test_a_hanging_tool_costs_seconds_and_leaves_nothing_running(student_labs, tmp_path):
+    lab = student_labs["hanging-curl"]
+    names = ",".join(f"{role}={lab.prefix}{role}" for role in ("router", "a", "b"))
+    start = time.monotonic()
+    run = run_pytest(tmp_path, "--vlanlb-attach", "--vlanlb-names", names, timeout=120)
+    elapsed = time.monotonic() - start
+    assert "vlanlb grade: default (6/7)" in run.stdout, run.stdout[-3000:]
+    assert elapsed < 30, f"{elapsed:.1f}s"
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "did not finish within 4s and was killed" in run.stdout
+    assert "sleep 100000" not in processes(lab, "router")  # killed, not left running
+
+
+def test_an_endless_answer_is_cut_off_in_seconds(student_labs, tmp_path):
+    lab = student_labs["endless-answer"]
+    names = ",".join(f"{role}={lab.prefix}{role}" for role in ("router", "a", "b"))
+    start = time.monotonic()
+    run = run_pytest(tmp_path, "--vlanlb-attach", "--vlanlb-names", names, timeout=120)
+    assert time.monotonic() - start < 30
+    assert "vlanlb grade: default (5/7)" in run.stdout, run.stdout[-3000:]
+
+
+def test_names_are_literal_not_patterns(student_labs, tmp_path):
+    lab = student_labs["complete"]
+    names = f"router={lab.prefix}router,a=.*,b={lab.prefix}b"
+    run = run_pytest(
+        tmp_path, "--vlanlb-attach", "--vlanlb-names", names, "--vlanlb-report", "r.json"
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    env = next(s for s in report["steps"] if s["id"] == "env")
+    assert "container '.*' (a) does not exist" in env["evidence"], env
+    assert run.returncode == 1
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_grading(tmp_path):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder").mkdir()
+    for target, problem in (
+        ("file/r.json", "is a file, not a folder"),
+        ("folder", "is a folder; name a file such as grade.json"),
+    ):
+        run = run_pytest(tmp_path, "--vlanlb-attach", "--vlanlb-report", target, timeout=60)
+        assert run.returncode == 4, run.stdout + run.stderr
+        assert problem in run.stderr, run.stderr
+
+
+def test_no_api_puts_the_reason_in_the_report(tmp_path):
+    url = f"unix://{tmp_path}/no.sock"
+    run = run_pytest(
+        tmp_path, "--vlanlb-attach", f"--vlanlb-url={url}", "--vlanlb-report", "r.json"
+    )
+    assert run.returncode == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    for step in report["steps"]:
+        assert any(f"no podman API answers at {url}" in e for e in step["evidence"]), step
+        assert step["evidence"] != ["not graded"]
+
+
+def test_a_hint_with_hostile_names_runs_nothing_when_pasted(graded, tmp_path):
+    step = next(s for s in graded.reports["hostile-names"]["steps"] if s["id"] == "firewall")
+    command = step["hint"].split("spares DNAT'ed traffic: ", 1)[1]
+    script = f"podman() {{ printf '%s\\n' \"$@\"; }}\n{command}\n"
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert "uid=" not in " ".join(out)  # `id` never ran
+    assert out[out.index("-i") + 1] == "x;id"
+    assert out[out.index("-o") + 1] == "$(id)"

@@ -3,6 +3,7 @@ workshop's own names (eth1, eth2, the basic topology's addresses), as shell line
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_vlanlb.grading.hints import shell_line
@@ -42,14 +43,61 @@ VIP_ON_ETH2 = shell_line(VIP_ADDRESS.command("add", {**FACTS, "public_if": "eth2
 DNAT = typed("nat", "PREROUTING", DNAT_VIP, "-A")
 SNAT = typed("nat", "POSTROUTING", MASQUERADE_BACKEND, "-A")
 
-#: Each variant: the commands the student typed on the router, and whether Step 1 was done.
-#: "no-iptables": the router is busybox-only (the student never ran `apk add iptables`).
-VARIANTS: dict[str, tuple[list[str], bool]] = {
-    "no-iptables": ([VIP], True),
-    "complete": ([DROP_CORRECTED, VIP, DNAT, SNAT], True),
-    "as-written": ([DROP_AS_WRITTEN, VIP, DNAT, SNAT], True),
-    "no-server": ([DROP_CORRECTED, VIP, DNAT, SNAT], False),
-    "vip-wrong-if": ([DROP_CORRECTED, VIP_ON_ETH2, DNAT, SNAT], True),
-    "no-dnat": ([DROP_CORRECTED, VIP, SNAT], True),
-    "no-firewall": ([VIP, DNAT, SNAT], True),
+COMPLETE = [DROP_CORRECTED, VIP, DNAT, SNAT]
+#: Step 1 whose answer never ends: the headers, then the greeting forever.
+ENDLESS_SERVER = (
+    "while true; do { echo -e 'HTTP/1.1 200 OK\\n'; yes 'Hello from Pod B'; } | nc -l -p 80; done"
+)
+#: Step 4 to the wrong pod, with a comment that holds the right target's words.
+DNAT_WRONG_WITH_COMMENT = (
+    "iptables -t nat -A PREROUTING -d 192.168.10.100 -p tcp --dport 80 "
+    '-m comment --comment "--to-destination 192.168.20.20:80" '
+    "-j DNAT --to-destination 192.168.20.21:80"
+)
+#: Interface names a shell would run: pasting a hint that carries them unquoted runs code.
+RENAME_HOSTILE = (
+    "ip link set eth1 down && ip link set eth1 name 'x;id' && ip link set 'x;id' up && "
+    "ip link set eth2 down && ip link set eth2 name '$(id)' && ip link set '$(id)' up"
+)
+#: The router's curl replaced by something that hangs. (Not a's ping: the busybox here runs
+#: its applets directly from its shell, whatever /bin/ping is; alpine's does not.)
+HANGING_CURL = "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/bin/curl"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A student's lab: what was typed on the router, Step 1's server (None: not started),
+    what was done afterwards in a or b, and which containers were then stopped."""
+
+    router: list[str]
+    server: str | None = SERVER
+    afterwards: tuple[tuple[str, str], ...] = ()  # (container role, command)
+    stopped: tuple[str, ...] = ()
+    router_image: str = "node"  # node (with iptables) or busybox (without)
+
+
+VARIANTS: dict[str, Variant] = {
+    "no-iptables": Variant([VIP], router_image="busybox"),
+    "complete": Variant(COMPLETE),
+    "as-written": Variant([DROP_AS_WRITTEN, VIP, DNAT, SNAT]),
+    "no-server": Variant(COMPLETE, server=None),
+    "vip-wrong-if": Variant([DROP_CORRECTED, VIP_ON_ETH2, DNAT, SNAT]),
+    "no-dnat": Variant([DROP_CORRECTED, VIP, SNAT]),
+    "no-firewall": Variant([VIP, DNAT, SNAT]),
+    # Hostile or broken labs: the grader must neither hang nor be fooled nor run code.
+    "hostile-names": Variant([*COMPLETE, RENAME_HOSTILE]),
+    "endless-answer": Variant(COMPLETE, server=ENDLESS_SERVER),
+    "b-stopped-no-drop": Variant([VIP, DNAT, SNAT], stopped=("b",)),
+    "hanging-curl": Variant(COMPLETE, afterwards=(("router", HANGING_CURL),)),
+    "comment-dnat": Variant([DROP_CORRECTED, VIP, DNAT_WRONG_WITH_COMMENT, SNAT]),
 }
+#: The seven usual mistakes (and none), graded as before the hostile ones were added.
+USUAL = (
+    "no-iptables",
+    "complete",
+    "as-written",
+    "no-server",
+    "vip-wrong-if",
+    "no-dnat",
+    "no-firewall",
+)

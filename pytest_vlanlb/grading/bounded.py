@@ -1,0 +1,82 @@
+"""Probes in a student's container, bounded in time and output, leaving nothing behind.
+
+A student's container may hold anything: a `ping` that is `sleep 100000`, a server that
+answers forever. Every grading command therefore runs under a small POSIX sh wrapper (dash,
+ash and bash alike) that
+
+- starts the command in the background and polls it; past the bound it is killed (-9) and
+  the wrapper says so;
+- pipes stdout and stderr through `head -c`, so an endless answer ends in SIGPIPE instead of
+  hundreds of megabytes read back through the API;
+- waits for everything it started, so no process and no zombie of ours is left (busybox
+  `timeout` leaves its watcher as a zombie under a PID 1 that does not reap).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from ..node import ExecResult, Node, exec_in
+
+BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 2 s, ping -W 1)
+OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
+_POLL = 0.05
+_RC = "@@vlanlb-rc="
+_KILLED = "@@vlanlb-killed@@"
+
+# $1...: the command. A zombie child still "exists" for kill -0, so its state is read.
+_WRAPPER = f"""
+"$@" & p=$!
+n=0
+while [ -e /proc/$p ]; do
+  read -r s < /proc/$p/stat 2>/dev/null || break
+  set -- $s; [ "$3" = Z ] && break
+  if [ $n -ge {{ticks}} ]; then kill -9 $p 2>/dev/null; echo {_KILLED} >&2; break; fi
+  sleep {_POLL}; n=$((n+1))
+done
+wait $p; echo "{_RC}$?" >&2
+"""
+_BOUNDED = "{{ {{ {body} }} 2>&1 1>&3 3>&- | head -c {limit} >&2; }} 3>&1 | head -c {limit}"
+
+
+def wrap(command: tuple[str, ...], bound: float = BOUND_SECONDS) -> list[str]:
+    """The argv that runs `command` bounded (for `podman exec`)."""
+    body = _WRAPPER.format(ticks=int(bound / _POLL))
+    script = _BOUNDED.format(body=body, limit=OUTPUT_LIMIT)
+    return ["/bin/sh", "-c", script, "vlanlb-bounded", *command]
+
+
+def unwrap(command: tuple[str, ...], raw: ExecResult, bound: float) -> tuple[ExecResult, bool]:
+    """The command's own result (rc 124 if it was killed), and whether it was killed."""
+    killed = _KILLED in raw.stderr
+    rc = 124 if killed else -1
+    lines = []
+    for line in raw.stderr.splitlines():
+        if line.startswith(_RC):
+            rc = 124 if killed else int(line[len(_RC) :] or -1)
+        elif line != _KILLED and not (killed and line.strip() == "Killed"):
+            lines.append(line)
+    stderr = "\n".join(lines)
+    if killed:
+        stderr += f"\n(killed: did not finish within {bound:g}s)"
+    return ExecResult(command, rc, raw.stdout, stderr), killed
+
+
+@dataclass
+class BoundedNode(Node):
+    """A student's container whose every command is bounded (see above)."""
+
+    bound: float = BOUND_SECONDS
+    unfinished: list[str] = field(default_factory=list)  # commands killed at the bound
+
+    def exec(self, *command: str) -> ExecResult:
+        return self.exec_within(self.bound, *command)
+
+    def exec_within(self, seconds: float, *command: str) -> ExecResult:
+        """The command, killed after `seconds` if still running (rc 124)."""
+        raw = exec_in(self.container, wrap(command, seconds))
+        result, killed = unwrap(command, raw, seconds)
+        if killed and seconds >= self.bound:  # killed at its own short limit: just slow
+            self.unfinished.append(shlex.join(command))
+        return result
