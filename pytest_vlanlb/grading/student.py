@@ -157,9 +157,10 @@ class StudentLab:
         start = time.perf_counter()
         result = node.exec_within(timeout, "wget", "-q", "-O", "-", url)
         elapsed = time.perf_counter() - start
-        detail = result.stderr.strip() or (
-            f"no answer within {timeout}s" if result.rc == 124 else f"wget exited {result.rc}"
-        )
+        if result.rc == 124:  # killed at its limit: silence, as busybox `timeout` reported it
+            detail = f"no answer within {timeout}s"
+        else:
+            detail = result.stderr.strip() or f"wget exited {result.rc}"
         outcome = classify_wget(result.rc, result.stderr)
         return HttpResult(url, outcome, result.stdout, detail, elapsed)
 
