@@ -16,7 +16,7 @@ from ..layers.catalog import (
     VIP_ADDRESS,
     WORKSHOP_SERVER,
 )
-from ..layers.steps import Rule, render
+from ..layers.steps import Rule, facts_for, render
 from ..topology import Role
 from .student import StudentLab
 
@@ -47,15 +47,7 @@ class Hints:
         self.pod_if = lab.router_leg_toward(service.backend_address) or "eth2"
         self.public_vlan = topology.segments[topology.segment_of(service.vip)].vlan
         self.pod_vlan = topology.segments[topology.segment_of(service.backend_address)].vlan
-        self.facts = {
-            "public_if": self.public_if,
-            "pod_if": self.pod_if,
-            "vip": str(service.vip),
-            "port": str(service.port),
-            "backend": str(service.backend_address),
-            "backend_port": str(service.backend_port),
-            "greeting": service.greeting,
-        }
+        self.facts = facts_for(topology, self.public_if, self.pod_if)
 
     def on(self, role: Role, words: Sequence[str], *, detach: bool = False) -> str:
         """`podman exec CONTAINER WORDS...` for the student's container playing `role`."""

@@ -9,18 +9,15 @@ from typing import Protocol
 
 from ..lab import Lab
 from ..node import Node
-from ..topology import Role
+from ..topology import Role, Topology
 
 
-def lab_facts(lab: Lab) -> dict[str, str]:
-    """The values step templates may use, resolved from the running lab."""
-    topology = lab.topology
+def facts_for(topology: Topology, public_if: str, pod_if: str) -> dict[str, str]:
+    """The values step templates may use: the service's, and the router's two legs."""
     service = topology.service
-    public = topology.segment_of(service.vip)
-    pods = topology.segment_of(service.backend_address)
     return {
-        "public_if": lab.router_interface(public),
-        "pod_if": lab.router_interface(pods),
+        "public_if": public_if,
+        "pod_if": pod_if,
         "vip": str(service.vip),
         "port": str(service.port),
         "backend": str(service.backend_address),
@@ -28,6 +25,14 @@ def lab_facts(lab: Lab) -> dict[str, str]:
         "greeting": service.greeting,
         "port_hex": f"{service.backend_port:04X}",
     }
+
+
+def lab_facts(lab: Lab) -> dict[str, str]:
+    """The template values for a running lab, its interface names read from the router."""
+    topology, service = lab.topology, lab.topology.service
+    public = lab.router_interface(topology.segment_of(service.vip))
+    pods = lab.router_interface(topology.segment_of(service.backend_address))
+    return facts_for(topology, public, pods)
 
 
 def render(template: str, facts: Mapping[str, str]) -> list[str]:

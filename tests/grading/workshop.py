@@ -15,20 +15,11 @@ from pytest_vlanlb.layers.catalog import (
     VIP_ADDRESS,
     WORKSHOP_SERVER,
 )
-from pytest_vlanlb.layers.steps import Rule
+from pytest_vlanlb.layers.steps import Rule, facts_for
 from pytest_vlanlb.topology import load_topology
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
-_service = BASIC.service
-FACTS = {
-    "public_if": "eth1",
-    "pod_if": "eth2",
-    "vip": str(_service.vip),
-    "port": str(_service.port),
-    "backend": str(_service.backend_address),
-    "backend_port": str(_service.backend_port),
-    "greeting": _service.greeting,
-}
+FACTS = facts_for(BASIC, "eth1", "eth2")  # the workshop's own interface names
 
 
 def typed(table, chain, spec, action):
