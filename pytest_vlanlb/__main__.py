@@ -7,7 +7,7 @@ import sys
 
 from .errors import VlanlbError
 from .image import ImageRecipe, ensure_image
-from .lab import find_leftovers, remove_leftovers, select_leftovers
+from .lab import remove_leftovers
 from .podman_service import BACKENDS, installed_backends, service_facts, start_service
 from .session import podman_service, preflight
 
@@ -41,12 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         items = []
         for backend in backends:
             with podman_service(args.url, backend) as service:
-                client = service.client()
-                if args.dry_run:
-                    found = find_leftovers(client)
-                    items += select_leftovers(found, include_kept=args.kept, run_id=args.run)
-                else:
-                    items += remove_leftovers(client, include_kept=args.kept, run_id=args.run)
+                items += remove_leftovers(
+                    service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
+                )
         verb = "found" if args.dry_run else "removed"
         for item in dict.fromkeys(items):
             kept = " (kept)" if item.kept else ""

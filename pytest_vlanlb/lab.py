@@ -311,11 +311,18 @@ def find_leftovers(client: podman.PodmanClient) -> list[Leftover]:
 
 
 def remove_leftovers(
-    client: podman.PodmanClient, *, include_kept: bool = False, run_id: str | None = None
+    client: podman.PodmanClient,
+    *,
+    include_kept: bool = False,
+    run_id: str | None = None,
+    dry_run: bool = False,
 ) -> list[Leftover]:
-    """Remove dead runs' objects: containers first, then networks, then host links."""
+    """Remove dead runs' objects: containers first, then networks, then host links.
+
+    With dry_run, only return what would be removed."""
     chosen = select_leftovers(find_leftovers(client), include_kept=include_kept, run_id=run_id)
-    _remove(client, chosen)
+    if not dry_run:
+        _remove(client, chosen)
     return chosen
 
 

@@ -91,9 +91,8 @@ def choose_backend(requested: str) -> str | None:
             f"unknown network backend {requested!r}: use auto, {' or '.join(BACKENDS)}"
         )
     if requested not in installed:
-        package = (
-            "netavark aardvark-dns" if requested == "netavark" else ("containernetworking-plugins")
-        )
+        packages = {"netavark": "netavark aardvark-dns", "cni": "containernetworking-plugins"}
+        package = packages[requested]
         raise PreflightError(
             f"the {requested} network backend is not installed: `apt-get install {package}` "
             "(scripts/setup installs both), or use --vlanlb-network-backend=auto"
@@ -209,6 +208,7 @@ def connect(
             service = _checked(_reach(candidate, identity), "auto")
             if backend in ("auto", "default", service.backend):
                 return service
+            service.stop()  # not the backend asked for: close what reaching it opened
     return _checked(start_service(backend=choose_backend(backend), timeout=timeout), backend)
 
 

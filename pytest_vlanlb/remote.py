@@ -32,7 +32,9 @@ def default_identity() -> str | None:
     return os.environ.get("CONTAINER_SSHKEY") or None
 
 
-def ssh_command(url: str, identity: str | None, *remote: str) -> list[str]:
+def ssh_command(
+    url: str, identity: str | None, *remote: str, options: tuple[str, ...] = ()
+) -> list[str]:
     parsed = urllib.parse.urlparse(url)
     if not parsed.hostname:
         raise PreflightError(f"{url}: no host in the ssh:// URL (ssh://USER@HOST[:PORT]/SOCKET)")
@@ -41,6 +43,7 @@ def ssh_command(url: str, identity: str | None, *remote: str) -> list[str]:
         "-o", "BatchMode=yes",  # never prompt for a password or a host key
         "-o", f"ConnectTimeout={int(SSH_TIMEOUT / 2)}",
         "-o", "StrictHostKeyChecking=accept-new",  # first contact ok, a changed key is not
+        *options,
     ]  # fmt: skip
     if parsed.port:
         command += ["-p", str(parsed.port)]
@@ -109,8 +112,8 @@ def open_tunnel(url: str, identity: str | None) -> SshTunnel:
     folder = Path(tempfile.mkdtemp(prefix="vlanlb-ssh-"))
     local = folder / "podman.sock"
     remote = urllib.parse.urlparse(url).path
-    command = ssh_command(url, identity)
-    command[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:{remote}"]
+    forward = ("-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:{remote}")
+    command = ssh_command(url, identity, options=forward)
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
