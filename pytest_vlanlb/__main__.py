@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .errors import VlanlbError
-from .image import ImageRecipe, ensure_image
+from .image import ImageRecipe, ensure_alpine_standin, ensure_image
 from .lab import remove_leftovers
 from .podman_service import BACKENDS, installed_backends, service_facts, start_service
 from .session import podman_service, preflight
@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vlanlb", description=__doc__)
     parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build-image", help="build the built-in node image if it is missing")
+    commands.add_parser(
+        "build-image",
+        help="build the built-in node image (and document mode's alpine stand-in) if missing",
+    )
     commands.add_parser(
         "backends", help="check that podman works with each installed network backend"
     )
@@ -33,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             return check_backends()
         if args.command == "build-image":
             with podman_service(args.url) as service:
-                print(ensure_image(service.client(), ImageRecipe()))
+                client = service.client()
+                node = ensure_image(client, ImageRecipe())
+                print(node)
+                print(ensure_alpine_standin(client, node))  # document mode's `alpine`
             return 0
         # Networks live in one backend's configuration: without --url, sweep each installed
         # backend (containers and host links are found by the first).

@@ -137,3 +137,51 @@ def require_image(client: podman.PodmanClient, reference: str) -> str:
             "to use the built-in node image"
         )
     return reference
+
+
+STANDIN_REPOSITORY = "localhost/vlanlb-alpine"
+#: Where alpine's busybox differs from Debian's tools in what the documents show or need:
+#: `sh` (its `echo -e`), `ping` (its output format). Debian's busybox provides both applets.
+STANDIN_LINKS: tuple[tuple[str, str], ...] = (
+    ("/bin/busybox", "/bin/sh"),
+    ("/bin/busybox", "/usr/local/bin/ping"),
+)
+
+
+def standin_tag(base: str) -> str:
+    recipe = json.dumps([base, STANDIN_LINKS])
+    return f"{STANDIN_REPOSITORY}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def ensure_alpine_standin(
+    client: podman.PodmanClient, base: str, progress: Progress = print
+) -> str:
+    """The image that stands in for `alpine` in document mode: the node image whose `sh` and
+    `ping` are busybox's, as on alpine. Derived once per base image (a commit, about 1 s)."""
+    tag = standin_tag(base)
+    if client.images.exists(tag):
+        return tag
+    progress(f"deriving {tag} (alpine stand-in) from {base}")
+    script = " && ".join(f"ln -sf {target} {link}" for target, link in STANDIN_LINKS)
+    container = client.containers.create(
+        base,
+        command=["/bin/busybox", "sh", "-c", script],
+        ulimits=[{"Name": n, "Soft": 1024, "Hard": 1024} for n in ("nofile", "nproc")],
+        network_mode="none",
+    )
+    try:
+        container.start()
+        status = container.wait()
+        if status != 0:
+            raise PreflightError(f"deriving the alpine stand-in image failed (exit {status})")
+        repository, _, version = tag.rpartition(":")
+        container.commit(repository, version, changes=[f"CMD {json.dumps(['sleep', 'infinity'])}"])
+    finally:
+        with contextlib.suppress(podman.errors.APIError):
+            container.remove(force=True)
+    for image in client.images.list(filters={"reference": STANDIN_REPOSITORY}):
+        for old in image.tags:
+            if old.startswith(f"{STANDIN_REPOSITORY}:") and old != tag:
+                with contextlib.suppress(podman.errors.APIError):
+                    client.images.remove(old)
+    return tag

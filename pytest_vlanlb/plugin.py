@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from .document.items import (
+    DocumentSession,
+    check_not_distributed,
+    document_items,
+    load_documents,
+)
 from .errors import VlanlbError
 from .grading import Environment, GradeReport, grading_collectors, load_class, parse_names
 from .health import lab_breakage
@@ -85,6 +91,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="vlanlb_keep",
         help="keep the lab after the run for debugging; prints how to remove it",
     )
+    documents = parser.getgroup("vlanlb-doc", "running the workshop's documents (pytest-vlanlb)")
+    documents.addoption(
+        "--vlanlb-doc",
+        action="append",
+        dest="vlanlb_doc",
+        default=None,
+        metavar="PATH.md",
+        help="run this workshop document's steps as tests, as written (repeat: in that order, "
+        "e.g. vlan_ja.md then k8s_lb_ja.md) (ini: vlanlb_doc)",
+    )
+    parser.addini("vlanlb_doc", "workshop documents to run, in order", type="paths", default=[])
+    documents.addoption(
+        "--vlanlb-doc-timeout",
+        dest="vlanlb_doc_timeout",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="time limit of each document command; a command still running then counts as "
+        "timed out (default 15) (ini: vlanlb_doc_timeout)",
+    )
+    parser.addini("vlanlb_doc_timeout", "time limit of each document command", default="15")
     grading = parser.getgroup("vlanlb-grade", "grading a student's lab (pytest-vlanlb)")
     grading.addoption(
         "--vlanlb-attach",
@@ -129,6 +156,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
         config.stash[_TOPOLOGY] = _load(config)
+        documents = _documents(config)
+        if documents:
+            _configure_documents(config, documents)
         if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
             grade = GradeReport(
                 _environments(config),
@@ -141,6 +171,42 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(grade, GradeReport.PLUGIN_NAME)
     except VlanlbError as exc:
         raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
+
+
+def _documents(config: pytest.Config) -> list[str]:
+    given = config.getoption("vlanlb_doc")
+    if given:
+        return list(given)
+    return [str(p) for p in config.getini("vlanlb_doc")]
+
+
+def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
+    if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
+        raise VlanlbError("--vlanlb-doc builds its own lab: it cannot grade (--vlanlb-attach)")
+    if _option(config, "url"):
+        raise VlanlbError(
+            "--vlanlb-doc runs the documents' commands with this machine's podman: drop "
+            "--vlanlb-url"
+        )
+    if config.args_source is pytest.Config.ArgsSource.ARGS:
+        raise VlanlbError(
+            "--vlanlb-doc runs the documents' steps only: run test files in another pytest call"
+        )
+    check_not_distributed(config)
+    timeout = config.getoption("vlanlb_doc_timeout") or float(config.getini("vlanlb_doc_timeout"))
+    if timeout <= 0:
+        raise VlanlbError(f"--vlanlb-doc-timeout {timeout:g}: give a positive number of seconds")
+    documents = load_documents(paths)
+    config.args = []  # the documents are the tests: do not collect the test folders too
+    session = DocumentSession(
+        documents,
+        backend=_option(config, "network_backend") or "auto",
+        image=_option(config, "image"),
+        timeout=timeout,
+        keep=bool(config.getoption("vlanlb_keep")),
+        progress=_progress(config),
+    )
+    config.pluginmanager.register(session, DocumentSession.PLUGIN_NAME)
 
 
 def _environments(config: pytest.Config) -> list[Environment]:
@@ -163,6 +229,13 @@ def _load(config: pytest.Config) -> Topology:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    documents = config.pluginmanager.get_plugin(DocumentSession.PLUGIN_NAME)
+    if isinstance(documents, DocumentSession):
+        names = ", ".join(str(d.path) for d in documents.documents)
+        return (
+            f"vlanlb: documents {names}; network backend {documents.backend}, "
+            f"{documents.timeout:g} s per command"
+        )
     topology = config.stash[_TOPOLOGY]
     return (
         f"vlanlb: topology {topology.name} ({topology.source}), "
@@ -178,6 +251,12 @@ _LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
+    documents = config.pluginmanager.get_plugin(DocumentSession.PLUGIN_NAME)
+    if isinstance(documents, DocumentSession):
+        if items:
+            config.hook.pytest_deselected(items=list(items))
+        items[:] = document_items(session, documents.documents)
+        return
     if _GRADE in config.stash:
         # Grading mode builds nothing: the test items are the steps of each environment.
         if items:

@@ -100,12 +100,17 @@ def choose_backend(requested: str) -> str | None:
     return requested
 
 
-def containers_conf(backend: str | None = None) -> str:
+def containers_conf(backend: str | None = None, stop_timeout: int | None = None) -> str:
     lines = ["[containers]", 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]']
+    engine = []
     if shutil.which("runc") is not None:
         # crun refuses cgroup v1 hybrid hosts ("cgroups in hybrid mode not supported");
         # runc runs everywhere podman does, and podman-py cannot choose it per container.
-        lines += ["[engine]", 'runtime = "runc"']
+        engine.append('runtime = "runc"')
+    if stop_timeout is not None:
+        engine.append(f"stop_timeout = {stop_timeout}")
+    if engine:
+        lines += ["[engine]", *engine]
     if backend is not None:
         lines += ["[network]", f'network_backend = "{backend}"']
     return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""A step's verdict as text (the failure report, `-rA`) and as data (junit properties)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .mapping import Action
+from .runner import Outcome, StepVerdict, one_line
+
+OUTPUT_LINES = 12  # of each command's output, in the report
+
+
+def _tail(text: str, lines: int = OUTPUT_LINES) -> list[str]:
+    # A progress meter (curl's) redraws its line with carriage returns: keep what stayed.
+    kept = [line.rsplit("\r", 1)[-1] for line in text.rstrip("\n").split("\n")]
+    if len(kept) > lines:
+        return [f"... ({len(kept) - lines} lines above)", *kept[-lines:]]
+    return kept
+
+
+def describe(verdict: StepVerdict, limit: float) -> str:
+    section = verdict.section
+    mark = "passed" if verdict.passed else "FAILED"
+    lines = [f"{verdict.document}::{section.id} — {section.title} — {mark}"]
+    for name, check in verdict.prerequisites:
+        lines.append(
+            f"  {'✓' if check.ok else '✗'} prerequisite: container {name} running: {check.seen}"
+        )
+    for outcome in verdict.outcomes:
+        lines += _outcome(outcome, limit)
+    return "\n".join(lines)
+
+
+def _outcome(outcome: Outcome, limit: float) -> list[str]:
+    typed, plan = outcome.typed, outcome.plan
+    mark = "✗" if outcome.failed else ("-" if plan.action is Action.SKIP else "✓")
+    lines = [f"  {mark} line {typed.line}: {one_line(typed.source)}"]
+    pad = "      "
+    for note in plan.notes:
+        lines.append(f"{pad}rewritten: {note}")
+    if plan.action is Action.SKIP:
+        return [*lines, f"{pad}skipped: {plan.reason}"]
+    if plan.action is Action.UNMAPPED:
+        return [*lines, f"{pad}NOT RUN, the runner cannot map it: {plan.reason}"]
+    if plan.action is Action.RUN and plan.script != typed.source:
+        lines.append(f"{pad}ran: {one_line(plan.script)}")
+    observed = outcome.observed
+    if observed is None:
+        return lines
+    status = observed.describe_status(limit)
+    expect = "" if outcome.status_ok else f" — expected {outcome.expected_status}"
+    lines.append(f"{pad}{status} after {observed.seconds:.1f} s{expect}")
+    for stream, text in (("stdout", observed.stdout), ("stderr", observed.stderr)):
+        if text.strip() and (outcome.failed or stream == "stdout"):
+            lines.append(f"{pad}{stream}:")
+            lines += [f"{pad}  | {line}" for line in _tail(text)]
+    for promise, check in outcome.checks:
+        mark = "✓" if check.ok else "✗"
+        lines.append(f"{pad}{mark} the document says: {promise.words!r} — seen: {check.seen}")
+    for example in typed.examples:
+        lines.append(f"{pad}· sample output in the document, not checked: {example!r}")
+    for line in outcome.diagnosis:
+        lines.append(f"{pad}diagnosis: {line}")
+    return lines
+
+
+def as_data(verdict: StepVerdict) -> dict[str, Any]:
+    return {
+        "document": verdict.document,
+        "step": verdict.section.id,
+        "title": verdict.section.title,
+        "passed": verdict.passed,
+        "commands": [
+            {
+                "line": o.typed.line,
+                "command": one_line(o.typed.source),
+                "action": o.plan.action.value,
+                "rewritten": o.plan.notes,
+                "reason": o.plan.reason,
+                "exit_status": o.observed.status if o.observed else None,
+                "timed_out": bool(o.observed and o.observed.timed_out),
+                "promises": [{"says": p.words, "held": c.ok, "seen": c.seen} for p, c in o.checks],
+                "diagnosis": o.diagnosis,
+                "failed": o.failed,
+            }
+            for o in verdict.outcomes
+        ],
+    }

@@ -1,0 +1,448 @@
+"""Running a document's steps in a lab of their own, and judging each step by its own words.
+
+One `DocumentRun` serves every document of a pytest session, in the order given (the second
+builds on the first, as k8s_lb_ja.md builds on vlan_ja.md). Commands run as typed, through
+bash and the podman CLI, after the rewrites of `mapping`; each is bounded in time. A step
+passes when every command did what the document says (exit status, and every promise its
+words make); a failed network probe is repeated once between two readings of the routers'
+packet counters, to say where the packets went and which step's rule took them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import podman
+from podman.errors import APIError, NotFound
+
+from ..counters import Move, diff, explain, parse_counters
+from ..errors import PreflightError
+from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image
+from ..lab import remove_leftovers, remove_run
+from ..lookup import container_named
+from ..naming import RunNames
+from ..node import exec_in
+from ..podman_service import PodmanService, containers_conf
+from ..wires import delete_links, ip, kernel_supports_8021q, vlanlb_links
+from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
+from .markdown import Document, Fence, Prose, Section
+from .promises import (
+    Check,
+    Observed,
+    Promise,
+    expected_block,
+    read_command,
+    read_prose,
+    running_containers,
+)
+from .shell import Command, ShellSyntaxError, split_commands
+
+Progress = Callable[[str], None]
+#: A repeat of a failed probe, for the counters: long enough for a few SYNs or echoes.
+REPEAT_LIMIT = 3.0
+
+
+@dataclass
+class Typed:
+    """One command of a step, with everything the document says about it."""
+
+    document: str
+    section: str
+    line: int  # in the document
+    block: Fence
+    command: Command
+    promises: list[Promise] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    needs_internet: bool = False
+
+    @property
+    def source(self) -> str:
+        return self.command.text
+
+
+@dataclass
+class Outcome:
+    """What happened to one typed command."""
+
+    typed: Typed
+    plan: Plan
+    observed: Observed | None = None
+    status_ok: bool = True
+    expected_status: str = ""
+    checks: list[tuple[Promise, Check]] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return (
+            self.plan.action is Action.UNMAPPED
+            or not self.status_ok
+            or any(not check.ok for _, check in self.checks)
+        )
+
+
+@dataclass
+class StepVerdict:
+    document: str
+    section: Section
+    outcomes: list[Outcome] = field(default_factory=list)
+    prerequisites: list[tuple[str, Check]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not any(o.failed for o in self.outcomes) and all(c.ok for _, c in self.prerequisites)
+
+    @property
+    def all_skipped(self) -> bool:
+        return bool(self.outcomes) and all(o.plan.action is Action.SKIP for o in self.outcomes)
+
+
+def typed_commands(document: Document, section: Section) -> list[Typed]:
+    """The section's commands with their promises: comments, the prose after a block, and an
+    "expected result" block (both about the block's last command)."""
+    typed: list[Typed] = []
+    last: Typed | None = None
+    elements = section.elements
+    for index, element in enumerate(elements):
+        if isinstance(element, Fence) and element.is_shell:
+            try:
+                commands = split_commands(element.text)
+            except ShellSyntaxError as exc:
+                raise PreflightError(
+                    f"{document.name} line {element.line}: cannot read this block: {exc}"
+                ) from None
+            for command in commands:
+                reading = read_command(command)
+                last = Typed(
+                    document.name,
+                    section.id,
+                    element.line + command.line - 1,
+                    element,
+                    command,
+                    reading.promises,
+                    reading.examples,
+                    reading.needs_internet,
+                )
+                typed.append(last)
+        elif isinstance(element, Prose) and last is not None:
+            last.promises += read_prose(element)
+            following = elements[index + 1] if index + 1 < len(elements) else None
+            if isinstance(following, Fence) and (promise := expected_block(element, following)):
+                last.promises.append(promise)
+    return typed
+
+
+def is_runnable(section: Section) -> bool:
+    return bool(section.shell_blocks) or bool(prerequisite_containers(section))
+
+
+def prerequisite_containers(section: Section) -> tuple[str, ...]:
+    if section.id != "prerequisites":
+        return ()
+    return running_containers([e for e in section.elements if isinstance(e, Prose)])
+
+
+@dataclass
+class Written:
+    """A rule some step wrote, to name it when its counter explains a failure."""
+
+    rule: RuleWrite
+    where: str  # "k8s_lb_ja.md::step-2 line 86"
+    source: str
+
+
+class DocumentRun:
+    """The lab of one session's documents: names, trunk, podman, and what the steps did."""
+
+    def __init__(
+        self,
+        service: PodmanService,
+        backend: str | None,
+        *,
+        image: str | None = None,
+        timeout: float = 15.0,
+        keep: bool = False,
+        progress: Progress = print,
+    ) -> None:
+        self.service = service
+        self.client: podman.PodmanClient = service.client()
+        self.timeout = timeout
+        self.keep = keep
+        self.progress = progress
+        for item in remove_leftovers(self.client):
+            progress(f"removed leftover {item.kind} {item.name} of crashed run {item.run_id}")
+        base = (
+            require_image(self.client, image)
+            if image
+            else ensure_image(self.client, ImageRecipe(), progress)
+        )
+        standin = ensure_alpine_standin(self.client, base, progress)
+        self.names = RunNames.new(keep=keep)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"vlanlb-doc-{self.names.run_id}-"))
+        conf = self.workdir / "containers.conf"
+        # The CLI as the user's podman, but runc (crun fails on these hosts), ulimits this
+        # sandbox allows, and no 10 s wait when `rm -f` stops `sleep infinity` (it ignores
+        # SIGTERM): the same settings as the plugin's own service.
+        conf.write_text(containers_conf(backend, stop_timeout=0))
+        trunk = self.names.link("t")
+        self.context = RunContext(self.names, trunk, kernel_supports_8021q(), standin)
+        self._make_trunk(trunk)
+        path = os.environ.get("PATH", "").split(":")
+        path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
+        self.base_env = {
+            "PATH": ":".join(filter(None, path)),
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "CONTAINERS_CONF": str(conf),
+        }
+        self.written: list[Written] = []
+
+    # --- the lab's host side --------------------------------------------------------------
+
+    def _make_trunk(self, trunk: str) -> None:
+        """The stand-in for the user's NIC: a veth pair, up, labelled with the run."""
+        peer = f"{trunk}p"
+        ip("link", "add", trunk, "type", "veth", "peer", "name", peer)
+        for link in (trunk, peer):
+            ip("link", "set", "dev", link, "alias", self.names.link_alias)
+            ip("link", "set", "dev", link, "up")
+
+    def _emulate_vlan(self, name: str, vlan: str) -> Observed:
+        peer = f"{self.context.trunk[:-1]}w{vlan}"[:15]
+        result = ip("link", "add", name, "type", "veth", "peer", "name", peer, check=False)
+        if result.returncode != 0:
+            return Observed(result.returncode, result.stdout, result.stderr, 0.0)
+        for link in (name, peer):
+            ip("link", "set", "dev", link, "alias", self.names.link_alias)
+        ip("link", "set", "dev", peer, "up")
+        self.context.links.update((name, peer))
+        return Observed(0, "", "", 0.0)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run_section(self, document: Document, section: Section) -> StepVerdict:
+        verdict = StepVerdict(document.name, section)
+        for name in prerequisite_containers(section):
+            verdict.prerequisites.append((name, self._running(name)))
+        for typed in typed_commands(document, section):
+            verdict.outcomes.append(self._run(typed))
+        return verdict
+
+    def _running(self, name: str) -> Check:
+        mapped = self.context.container(name)
+        try:
+            container = container_named(self.client, mapped)
+        except NotFound:
+            return Check(False, f"no container {mapped} (run the earlier document first)")
+        state = container.attrs.get("State", {})
+        status = state.get("Status") if isinstance(state, dict) else str(state)
+        return Check(status == "running", f"{mapped} is {status}")
+
+    def _run(self, typed: Typed) -> Outcome:
+        plan = plan_command(typed.block.text, typed.command, self.context, typed.needs_internet)
+        outcome = Outcome(typed, plan)
+        if plan.action in (Action.SKIP, Action.UNMAPPED):
+            return outcome
+        if plan.action is Action.EMULATE:
+            observed = self._emulate(plan)
+        else:
+            observed = self.execute(plan.script)
+        outcome.observed = observed
+        if observed.status == 0:
+            for link in plan.new_links:
+                ip("link", "set", "dev", link, "alias", self.names.link_alias, check=False)
+                self.context.links.add(link)
+            if plan.rule is not None:
+                where = f"{typed.document}::{typed.section} line {typed.line}"
+                self.written.append(Written(plan.rule, where, typed.source))
+        self._judge(outcome)
+        if outcome.failed and plan.probe_from and plan.action is Action.RUN:
+            outcome.diagnosis = self._diagnose(plan)
+        return outcome
+
+    def _emulate(self, plan: Plan) -> Observed:
+        if plan.emulate == "export":
+            for assignment in plan.emulate_args:
+                name, _, value = assignment.partition("=")
+                self.context.env[name] = value
+            return Observed(0, "", "", 0.0)
+        if plan.emulate == "modprobe":
+            if "8021q" in plan.emulate_args:
+                plan.notes.append(
+                    "not run (no module is loaded on this host): this kernel "
+                    + (
+                        "has 8021q"
+                        if self.context.dot1q
+                        else "has no 8021q, so VLAN links are emulated with veth wires"
+                    )
+                )
+                return Observed(0, "", "", 0.0)
+            plan.notes.append("not run: only 8021q is known to the runner")
+            return Observed(0, "", "", 0.0)
+        name, vlan = plan.emulate_args
+        return self._emulate_vlan(name, vlan)
+
+    def execute(self, script: str, limit: float | None = None) -> Observed:
+        limit = self.timeout if limit is None else limit
+        env = {**self.base_env, **self.context.env}
+        started = time.monotonic()
+        with subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,  # so that a time-out ends the whole pipeline
+        ) as process:
+            try:
+                out, err = process.communicate(timeout=limit)
+                status: int | None = process.returncode
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                out, err = process.communicate()
+                status = None
+        return Observed(status, out, err, time.monotonic() - started)
+
+    def _judge(self, outcome: Outcome) -> None:
+        observed, typed = outcome.observed, outcome.typed
+        assert observed is not None
+        expects_failure = any(p.expects_failure for p in typed.promises)
+        if expects_failure:
+            outcome.expected_status = "a failure (the document says so)"
+            outcome.status_ok = observed.status != 0
+        elif typed.command.may_fail:
+            outcome.expected_status = "any (the document discards its errors)"
+            outcome.status_ok = not observed.timed_out
+        else:
+            outcome.expected_status = "exit status 0"
+            outcome.status_ok = observed.status == 0
+        outcome.checks = [(p, p.check(observed, self.context.resolve)) for p in typed.promises]
+
+    # --- diagnosis -------------------------------------------------------------------------
+
+    def _router_dump(self, name: str) -> str | None:
+        try:
+            container = container_named(self.client, self.context.container(name))
+            result = exec_in(container, ["iptables-save", "-c"])
+        except (NotFound, APIError):
+            return None
+        return result.stdout if result.ok else None
+
+    def _diagnose(self, plan: Plan) -> list[str]:
+        routers = list(dict.fromkeys(self.context.routers))
+        before = {r: self._router_dump(r) for r in routers}
+        repeat = self.execute(plan.script, REPEAT_LIMIT)
+        lines = [
+            f"repeated once (up to {REPEAT_LIMIT:g} s): {repeat.describe_status(REPEAT_LIMIT)}"
+        ]
+        for router in routers:
+            old, new = before[router], self._router_dump(router)
+            if old is None or new is None:
+                lines.append(f"{router}: its packet counters cannot be read (iptables-save)")
+                continue
+            moves = diff(parse_counters(old), parse_counters(new))
+            lines.append(f"{router} counters: {explain(moves)}")
+            lines += self._blame(moves)
+        return lines
+
+    def _blame(self, moves: list[Move]) -> list[str]:
+        """Which step wrote the rule that dropped the packets, and how to fix it."""
+        dnat = any(m.counter.target == "DNAT" for m in moves)
+        lines = []
+        for move in moves:
+            counter = move.counter
+            if counter.table != "filter" or counter.target not in ("DROP", "REJECT"):
+                continue
+            written = next(
+                (
+                    w
+                    for w in reversed(self.written)
+                    if w.rule.verb in ("-A", "-I")
+                    and w.rule.table == counter.table
+                    and w.rule.chain == counter.chain
+                    and normal_spec(w.rule.spec) == normal_spec(tuple(shlex.split(counter.spec)))
+                ),
+                None,
+            )
+            who = (
+                f"written by {written.where}: `{one_line(written.source)}`"
+                if written
+                else ("a rule no step of the documents wrote")
+            )
+            lines.append(f"the {counter.chain} rule {counter.number} `{counter.spec}` was {who}")
+            if dnat and counter.chain == "FORWARD" and written is not None:
+                target = f"-j {counter.target}"
+                fixed = one_line(written.source).replace(
+                    target, f"-m conntrack ! --ctstate DNAT {target}", 1
+                )
+                lines.append(
+                    "FORWARD sees packets after PREROUTING's DNAT, so this rule also takes the "
+                    "VIP's traffic on its way to the pod. Fix: spare DNAT'ed connections, "
+                    f"`{fixed}` (Kubernetes' KUBE-FORWARD accepts them likewise)"
+                )
+        return lines
+
+    # --- the end ---------------------------------------------------------------------------
+
+    def close(self) -> list[str]:
+        """Remove everything of this run (what its cleanup steps left, or all of it)."""
+        removed: list[str] = []
+        if self.keep:
+            self.progress(
+                f"kept document lab {self.names.run_id} (--vlanlb-keep); remove it with: "
+                f".venv/bin/vlanlb cleanup --run {self.names.run_id}"
+            )
+        else:
+            removed = [f"{i.kind} {i.name}" for i in remove_run(self.client, self.names.run_id)]
+            links = [name for name, alias in vlanlb_links() if alias.run_id == self.names.run_id]
+            delete_links(links)
+        with contextlib.suppress(OSError):
+            for path in self.workdir.iterdir():
+                path.unlink()
+            self.workdir.rmdir()
+        return removed
+
+
+_CANONICAL = {"-m tcp", "-m udp"}
+
+
+def normal_spec(spec: tuple[str, ...]) -> list[str]:
+    """A rule as iptables-save prints it and as a document types it, made comparable."""
+    words = list(spec)
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        pair = " ".join(words[i : i + 2])
+        if pair in _CANONICAL:
+            i += 2
+            continue
+        out.append(re.sub(r"/32$", "", words[i]))
+        i += 1
+    return out
+
+
+def one_line(source: str) -> str:
+    return " ".join(source.replace("\\\n", " ").split())
+
+
+@contextlib.contextmanager
+def document_run(
+    service: PodmanService, backend: str | None, **kwargs: object
+) -> Iterator[DocumentRun]:
+    run = DocumentRun(service, backend, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield run
+    finally:
+        run.close()
