@@ -193,7 +193,9 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
             "--vlanlb-doc runs the documents' steps only: run test files in another pytest call"
         )
     check_not_distributed(config)
-    timeout = config.getoption("vlanlb_doc_timeout") or float(config.getini("vlanlb_doc_timeout"))
+    timeout = config.getoption("vlanlb_doc_timeout")
+    if timeout is None:
+        timeout = float(config.getini("vlanlb_doc_timeout"))
     if timeout <= 0:
         raise VlanlbError(f"--vlanlb-doc-timeout {timeout:g}: give a positive number of seconds")
     documents = load_documents(paths)

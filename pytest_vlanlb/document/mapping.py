@@ -406,7 +406,7 @@ def _plan_podman(
             if first >= len(values):
                 raise Unmapped("podman network create without a name")
             for _, opt in options.get("-o", []) + options.get("--opt", []):
-                if opt.startswith("parent=") and opt[7:] not in context.links:
+                if opt.startswith("parent=") and not _ours(opt[7:], context):
                     raise Unmapped(
                         f"macvlan parent {opt[7:]!r} is not a link of this run: it would put the "
                         "lab on a real NIC (use $IF, which is this run's trunk)"

@@ -1,0 +1,201 @@
+"""The workshop's own documents, run as written (podman-backed: each test runs pytest in
+document mode in a subprocess, as a workshop repository's CI would).
+
+The documents are test data read from ../shared/workshop; edited variants are made here by
+replacing the words a test is about, never by copying the text into this repository.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+WORKSHOP = Path(__file__).resolve().parents[3] / "shared" / "workshop"
+
+AS_WRITTEN_DROP = "-i eth1 -o eth2 -j DROP"
+DNAT_AWARE_DROP = "-i eth1 -o eth2 -m conntrack ! --ctstate DNAT -j DROP"
+
+VLAN_STEPS = ["prerequisites", *(f"step-{n}" for n in range(1, 7))]
+K8S_STEPS = ["prerequisites", *(f"step-{n}" for n in range(1, 7))]
+
+
+def expected(vlan: str, k8s: str, failing: set[str]) -> dict[str, str]:
+    ids = [f"{vlan}::{s}" for s in VLAN_STEPS] + [f"{k8s}::{s}" for s in K8S_STEPS]
+    ids.append(f"{vlan}::cleanup")  # the first document's cleanup runs last
+    return {i: "failed" if i in failing else "passed" for i in ids}
+
+
+@pytest.fixture(scope="module")
+def workshop() -> Path:
+    if not (WORKSHOP / "vlan_ja.md").is_file():
+        pytest.fail(f"the workshop's documents are not in {WORKSHOP}: check out shared/ beside")
+    return WORKSHOP
+
+
+def labelled_objects() -> set[str]:
+    """Every container, network and host link any run of ours made (label / ifalias)."""
+    found: set[str] = set()
+    for kind in (["ps", "-a"], ["network", "ls"]):
+        out = subprocess.run(
+            [
+                "podman",
+                *kind,
+                "--filter",
+                "label=io.vlanlb.run",
+                "--format",
+                "{{.Name}}" if kind[0] == "network" else "{{.Names}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        found |= {f"{kind[0]} {name}" for name in out.split()}
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    found |= {
+        f"link {line.split(':')[1].strip()}"
+        for line in links.stdout.splitlines()
+        if "alias vlanlb " in line
+    }
+    return found
+
+
+def run_documents(pytester, documents: dict[str, str], *args: str):
+    """Run pytest --vlanlb-doc on these documents (name -> text), in order; return the
+    outcome and report text of each step, and what the run left behind."""
+    before = labelled_objects()
+    command = []
+    for name, text in documents.items():
+        pytester.path.joinpath(name).write_text(text, encoding="utf-8")
+        command += ["--vlanlb-doc", name]
+    result = pytester.runpytest_subprocess(
+        *command, "--junitxml=report.xml", "-p", "no:cacheprovider", *args
+    )
+    outcomes: dict[str, str] = {}
+    reports: dict[str, str] = {}
+    for case in ET.parse(pytester.path / "report.xml").iter("testcase"):
+        nodeid = f"{case.get('classname')}::{case.get('name')}"
+        failure = case.find("failure")
+        skipped = case.find("skipped")
+        outcomes[nodeid] = (
+            "failed" if failure is not None else "skipped" if skipped is not None else "passed"
+        )
+        reports[nodeid] = (failure.text or "") if failure is not None else ""
+    left = labelled_objects() - before
+    return result, outcomes, reports, left
+
+
+def read(workshop: Path, name: str) -> str:
+    return (workshop / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_documents_as_published(pytester, workshop, language):
+    """Every step passes but k8s_lb's Step 6: its curl times out, because Step 2's DROP also
+    takes the DNAT'ed traffic; the report names that rule, its step, and the fix."""
+    vlan, k8s = f"vlan_{language}.md", f"k8s_lb_{language}.md"
+    result, outcomes, reports, left = run_documents(
+        pytester, {vlan: read(workshop, vlan), k8s: read(workshop, k8s)}
+    )
+    assert outcomes == expected(vlan, k8s, {f"{k8s}::step-6"}), result.outlines[-30:]
+    report = reports[f"{k8s}::step-6"]
+    assert "curl http://192.168.10.100" in report
+    assert "no result within 15 s (timed out)" in report
+    assert "dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT" in report
+    assert f"written by {k8s}::step-2 line 86" in report
+    assert f"iptables -I FORWARD {DNAT_AWARE_DROP}`" in report
+    assert not left
+
+
+def dnat_aware(text: str) -> str:
+    assert text.count(AS_WRITTEN_DROP) == 2  # Step 2 and Step 6's cleanup
+    return text.replace(AS_WRITTEN_DROP, DNAT_AWARE_DROP)
+
+
+def test_dnat_aware_drop_passes_every_step(pytester, workshop):
+    _, outcomes, _, left = run_documents(
+        pytester,
+        {
+            "vlan_ja.md": read(workshop, "vlan_ja.md"),
+            "k8s_lb_ja.md": dnat_aware(read(workshop, "k8s_lb_ja.md")),
+        },
+    )
+    assert outcomes == expected("vlan_ja.md", "k8s_lb_ja.md", set())
+    assert not left
+
+
+def test_a_changed_greeting_fails_the_step_that_checks_it(pytester, workshop):
+    k8s = dnat_aware(read(workshop, "k8s_lb_ja.md"))
+    server = "\\n\\nHello from Pod B'"
+    assert k8s.count(server) == 1
+    _, outcomes, reports, _ = run_documents(
+        pytester,
+        {
+            "vlan_ja.md": read(workshop, "vlan_ja.md"),
+            "k8s_lb_ja.md": k8s.replace(server, "\\n\\nHello from Pod C'"),
+        },
+    )
+    assert outcomes == expected("vlan_ja.md", "k8s_lb_ja.md", {"k8s_lb_ja.md::step-6"})
+    assert (
+        "output 'Hello from Pod C' instead of 'Hello from Pod B'" in reports["k8s_lb_ja.md::step-6"]
+    )
+
+
+def test_a_changed_interface_fails_the_step_that_shows_it(pytester, workshop):
+    """The documents' history: Step 2 written with eth0 for VLAN 10 (an older router wiring).
+    The DROP then never matches, and Step 2's own ping says so."""
+    k8s = dnat_aware(read(workshop, "k8s_lb_ja.md")).replace("-i eth1 -o eth2", "-i eth0 -o eth2")
+    _, outcomes, reports, _ = run_documents(
+        pytester, {"vlan_ja.md": read(workshop, "vlan_ja.md"), "k8s_lb_ja.md": k8s}
+    )
+    assert outcomes == expected("vlan_ja.md", "k8s_lb_ja.md", {"k8s_lb_ja.md::step-2"})
+    report = reports["k8s_lb_ja.md::step-2"]
+    assert (
+        "the document says: '結果: パケットロス 100% (通信不能)' — seen: 0% packet loss" in report
+    )
+
+
+OWN = """# Own
+
+## Step 1. Fails
+
+```bash
+false
+```
+
+## Step 2. Runs anyway
+
+```bash
+echo fine
+```
+
+## Step 3. Internet only
+
+```bash
+# (Internet connection required)
+sudo podman exec a apk update
+```
+
+## Step 4. Something the runner will not run
+
+```bash
+rm -rf /tmp/vlanlb-never-removed
+```
+"""
+
+
+def test_failed_steps_do_not_stop_later_ones_unless_x(pytester):
+    _, outcomes, reports, left = run_documents(pytester, {"own.md": OWN})
+    assert outcomes == {
+        "own.md::step-1": "failed",
+        "own.md::step-2": "passed",
+        "own.md::step-3": "skipped",
+        "own.md::step-4": "failed",
+    }
+    assert "exit status 1 after" in reports["own.md::step-1"]
+    assert "NOT RUN, the runner cannot map it: `rm` on the host" in reports["own.md::step-4"]
+    assert not left
+    _, outcomes, _, _ = run_documents(pytester, {"own.md": OWN}, "-x")
+    assert outcomes == {"own.md::step-1": "failed"}
