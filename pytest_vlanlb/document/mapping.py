@@ -68,6 +68,8 @@ FILTERS = {
     "cat",
     "column",
 }
+#: Commands that only read (files or a here-document) and print.
+READERS = {"cat", "grep", "head", "tail", "wc"}
 HARMLESS = {"echo", "true", "false", "printf", "sleep"}
 _ALPINE = re.compile(r"^(?:(?:docker\.io/)?(?:library/)?)alpine(?::[\w.-]+)?$")
 _IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
@@ -321,6 +323,8 @@ def _plan_simple(
     if program is None:
         raise Unmapped(f"the command name {values[0]!r} is only known when it runs")
     if index > 0 and program in FILTERS and not (program == "sed" and "-i" in values):
+        return
+    if program in READERS:  # reading text changes nothing
         return
     if program == "export" and len(command.parts) == 1:
         _plan_export(words, context, plan)

@@ -168,7 +168,9 @@ false
 ## Step 2. Runs anyway
 
 ```bash
-echo fine
+grep -c 'fine' <<EOF
+fine, from a here-document
+EOF
 ```
 
 ## Step 3. Internet only

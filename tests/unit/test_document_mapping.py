@@ -160,3 +160,20 @@ def test_pipeline_filters_run_as_written():
     p = plan("podman info | grep rootless")
     assert p.action is Action.RUN
     assert p.script == "podman info | grep rootless"
+
+
+def test_a_saved_rule_matches_the_rule_as_typed():
+    from pytest_vlanlb.document.runner import normal_spec
+
+    saved = (
+        "-d 192.168.10.100/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.20.20:80"
+    )
+    typed = "-d 192.168.10.100 -p tcp --dport 80 -j DNAT --to-destination 192.168.20.20:80"
+    assert normal_spec(tuple(saved.split())) == normal_spec(tuple(typed.split()))
+    assert normal_spec(("-i", "eth1", "-j", "DROP")) != normal_spec(("-i", "eth0", "-j", "DROP"))
+
+
+def test_readers_run_on_the_host_with_their_here_document():
+    p = plan("grep -c fine <<EOF\nfine\nEOF")
+    assert p.action is Action.RUN
+    assert p.script == "grep -c fine <<EOF\nfine\nEOF"
