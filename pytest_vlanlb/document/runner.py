@@ -244,6 +244,8 @@ class DocumentRun:
             container = container_named(self.client, mapped)
         except NotFound:
             return Check(False, f"no container {mapped} (run the earlier document first)")
+        except APIError as exc:  # e.g. a half-connected container podman cannot inspect
+            return Check(False, f"podman cannot inspect {mapped}: {exc.explanation or exc}")
         state = container.attrs.get("State", {})
         status = state.get("Status") if isinstance(state, dict) else str(state)
         return Check(status == "running", f"{mapped} is {status}")
