@@ -65,7 +65,17 @@ class Lab:
 
     @property
     def router(self) -> Node:
+        """The first router: the gateways' holder and, at the start, the VIP's."""
         return self.nodes[self.topology.router.name]
+
+    @property
+    def routers(self) -> list[Node]:
+        return [self.nodes[spec.name] for spec in self.topology.routers]
+
+    @property
+    def backends(self) -> list[Node]:
+        """The Service's backend pods, in the topology's order."""
+        return [self.nodes[b.node] for b in self.topology.service.backends]
 
     @property
     def client_node(self) -> Node:
@@ -75,9 +85,9 @@ class Lab:
     def backend(self) -> Node:
         return self.nodes[self.topology.backend.name]
 
-    def router_interface(self, segment: str) -> str:
-        """The router's interface name on a segment (eth1 for public in the basic lab)."""
-        return self.router.interface_on(segment)
+    def router_interface(self, segment: str, router: Node | None = None) -> str:
+        """A router's interface name on a segment (eth1 for public in the basic lab)."""
+        return (router or self.router).interface_on(segment)
 
     def teardown(self) -> list[str]:
         """Undo every build step in reverse; returns the errors it met (never raises)."""

@@ -150,8 +150,9 @@ def _option(config: pytest.Config, name: str) -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "vlanlb: tests that need the podman-built workshop lab (applied "
-        "automatically to tests that use a lab fixture)",
+        "vlanlb(layers=[...], topology=NAME): tests that need the podman-built lab (applied "
+        "automatically to tests that use a lab fixture); layers to apply; the topology the "
+        "test is written for (skipped, with the reason, under another --vlanlb-topology)",
     )
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
@@ -246,7 +247,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-_LAB_FIXTURES = {"vlanlb_lab", "vlanlb_router", "vlanlb_client", "vlanlb_backend", "vlanlb_layers"}
+_LAB_FIXTURES = {
+    "vlanlb_lab",
+    "vlanlb_router",
+    "vlanlb_routers",
+    "vlanlb_client",
+    "vlanlb_backend",
+    "vlanlb_backends",
+    "vlanlb_layers",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m/-k deselection, which then applies to steps too
@@ -295,6 +304,15 @@ def _uses_lab(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _TOPOLOGY in item.config.stash:
+        current = item.config.stash[_TOPOLOGY].name
+        for marker in item.iter_markers("vlanlb"):
+            wanted = marker.kwargs.get("topology")
+            if wanted is not None and wanted != current:
+                pytest.skip(
+                    f"written for topology {wanted}; this run uses {current} "
+                    f"(pytest --vlanlb-topology={wanted} runs it)"
+                )
     watch = item.config.stash.get(_WATCH, None)
     if watch is not None and watch.broken and _uses_lab(item):
         pytest.fail(watch.message(), pytrace=False)
@@ -394,13 +412,27 @@ def vlanlb_backend(vlanlb_lab: Lab) -> Node:
     return vlanlb_lab.backend
 
 
+@pytest.fixture(scope="session")
+def vlanlb_routers(vlanlb_lab: Lab) -> list[Node]:
+    """Every router node, the VIP's first holder (MetalLB's leader at start) first."""
+    return vlanlb_lab.routers
+
+
+@pytest.fixture(scope="session")
+def vlanlb_backends(vlanlb_lab: Lab) -> list[Node]:
+    """Every backend pod of the Service, in the topology's order (b1, b2, b3 in service)."""
+    return vlanlb_lab.backends
+
+
 @pytest.fixture
 def vlanlb_layers(request: pytest.FixtureRequest, vlanlb_lab: Lab) -> Iterator[LayerStack]:
-    """Workshop layers on the router for one test, reverted after it (lab back to base).
+    """Layers on the lab for one test, reverted after it (lab back to base).
 
     Layers come from ``@pytest.mark.vlanlb(layers=[...])``, from indirect parametrization
     (``parametrize("vlanlb_layers", [[...]], indirect=True)``) and from ``.apply(name)``.
-    Names: webserver, firewall:workshop, firewall:dnat-aware, firewall:none, vip, dnat, snat.
+    Names: webserver, firewall:workshop, firewall:dnat-aware, firewall:none, vip, dnat, snat,
+    and kube-proxy's service, service:local, affinity. ``.set_endpoints(["b1", "b2"])``
+    makes only those backends ready (kube-proxy rewrites its rules); ``[]`` for none.
     """
     names: list[str] = []
     for marker in request.node.iter_markers("vlanlb"):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+import shlex
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -165,3 +167,20 @@ def classify_wget(rc: int, stderr: str) -> HttpOutcome:
     if "No route to host" in stderr or "unreachable" in stderr:
         return HttpOutcome.UNREACHABLE
     return HttpOutcome.ERROR
+
+
+# --- many requests in one exec (a Service's spread, a failover's gap) ------------------------
+
+FAILED_MARK = "vlanlb-request-failed"
+
+
+def http_many(node: Node, url: str, count: int, *, timeout: float = 2.0) -> Counter[str]:
+    """`count` requests from `node`, one new connection each (a new random pick by
+    kube-proxy's statistic rules), in one exec: answer body -> how many times it came.
+    A failed request counts under FAILED_MARK with curl's exit code."""
+    script = (
+        f"i=0; while [ $i -lt {count} ]; do i=$((i+1)); "
+        f"curl -s --max-time {timeout:g} {shlex.quote(url)} || echo {FAILED_MARK}-$?; done"
+    )
+    result = node.exec("/bin/sh", "-c", script)
+    return Counter(line for line in result.stdout.splitlines() if line)

@@ -71,15 +71,42 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class Backend:
+    """One endpoint of the Service: a pod node, its address and port, what it answers."""
+
+    node: str
+    address: ipaddress.IPv4Address
+    port: int
+    greeting: str
+
+
+@dataclass(frozen=True)
 class Service:
-    """What the later layers publish: VIP:port -> backend:port (a LoadBalancer Service)."""
+    """What the later layers publish: VIP:port -> the backends (a LoadBalancer Service)."""
 
     vip: ipaddress.IPv4Address
     port: int
-    backend_node: str
-    backend_address: ipaddress.IPv4Address
-    backend_port: int
-    greeting: str
+    backends: tuple[Backend, ...]
+
+    # The first backend: the workshop's one pod `b` (its steps name one backend).
+    @property
+    def backend_node(self) -> str:
+        return self.backends[0].node
+
+    @property
+    def backend_address(self) -> ipaddress.IPv4Address:
+        return self.backends[0].address
+
+    @property
+    def backend_port(self) -> int:
+        return self.backends[0].port
+
+    @property
+    def greeting(self) -> str:
+        return self.backends[0].greeting
+
+    def backend(self, node: str) -> Backend:
+        return next(b for b in self.backends if b.node == node)
 
 
 @dataclass(frozen=True)
@@ -92,8 +119,13 @@ class Topology:
     service: Service
 
     @property
+    def routers(self) -> list[NodeSpec]:
+        """All routers, the VIP's first holder (MetalLB's leader at start) first."""
+        return [n for n in self.nodes.values() if n.role is Role.ROUTER]
+
+    @property
     def router(self) -> NodeSpec:
-        return next(n for n in self.nodes.values() if n.role is Role.ROUTER)
+        return self.routers[0]
 
     @property
     def client(self) -> NodeSpec:
@@ -257,17 +289,21 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
         nodes[node_name] = NodeSpec(node_name, role, tuple(interfaces), forwarding)
 
     routers = [n for n in nodes.values() if n.role is Role.ROUTER]
-    if len(routers) != 1:
-        top.fail("nodes", f"exactly one node must have role router (found {len(routers)})")
-    router = routers[0]
+    if not routers:
+        top.fail("nodes", "at least one node must have role router")
+    for router in routers:
+        for segment in segments.values():
+            if segment.name not in router.segments:
+                top.fail(
+                    f"nodes.{router.name}.interfaces", f"a router must attach to {segment.name}"
+                )
+    leader = routers[0]  # holds the gateways (the segments' default route) and first the VIP
     for segment in segments.values():
-        if segment.name not in router.segments:
-            top.fail(f"nodes.{router.name}.interfaces", f"the router must attach to {segment.name}")
-        if router.address_on(segment.name) != segment.gateway:
+        if leader.address_on(segment.name) != segment.gateway:
             top.fail(
                 f"segments.{segment.name}.gateway",
                 f"{segment.gateway} must be the router's address on {segment.name} "
-                f"({router.address_on(segment.name)})",
+                f"({leader.address_on(segment.name)}; with several routers, the first one's)",
             )
 
     fs = _Fields(top.mapping("service"), source, "service")
@@ -278,17 +314,41 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     if vip in used:
         fs.fail("vip", f"{vip} is already used by {used[vip]}")
     port = fs.number("port", 1, 65535)
-    fb = _Fields(fs.mapping("backend"), source, "service.backend")
-    backend_node = fb.text("node")
-    if backend_node not in nodes:
-        fb.fail("node", f"unknown node {backend_node!r}; known: {', '.join(nodes)}")
-    backend_address = fb.address("address")
-    if backend_address not in [i.address for i in nodes[backend_node].interfaces]:
-        fb.fail("address", f"{backend_address} is not an address of node {backend_node}")
-    backend_port = fb.number("port", 1, 65535)
-    greeting = fs.text("greeting")
-    if "'" in greeting or "\n" in greeting:
+    default_greeting = fs.optional_text("greeting")
+    if default_greeting is not None and ("'" in default_greeting or "\n" in default_greeting):
         fs.fail("greeting", "must be one line without single quotes (it is served by sh)")
+    if "backend" in fs.data and "backends" in fs.data:
+        fs.fail("backends", "give either backend (one) or backends (a list), not both")
+    if "backends" in fs.data:
+        raw_backends = [
+            (f"service.backends[{i}]", b) for i, b in enumerate(fs.sequence("backends"))
+        ]
+    else:
+        raw_backends = [("service.backend", fs.mapping("backend"))]
+    if not raw_backends:
+        fs.fail("backends", "at least one backend is required")
+    backends: list[Backend] = []
+    for where, raw_backend in raw_backends:
+        fb = _Fields(raw_backend, source, where)
+        backend_node = fb.text("node")
+        if backend_node not in nodes:
+            fb.fail("node", f"unknown node {backend_node!r}; known: {', '.join(nodes)}")
+        if nodes[backend_node].role is not Role.POD:
+            fb.fail(
+                "node", f"node {backend_node} has role {nodes[backend_node].role.value}, not pod"
+            )
+        if any(b.node == backend_node for b in backends):
+            fb.fail("node", f"node {backend_node} is a backend twice")
+        backend_address = fb.address("address")
+        if backend_address not in [i.address for i in nodes[backend_node].interfaces]:
+            fb.fail("address", f"{backend_address} is not an address of node {backend_node}")
+        backend_port = fb.number("port", 1, 65535)
+        greeting = fb.optional_text("greeting") or default_greeting
+        if greeting is None:
+            fb.fail("greeting", "is required (here or as service.greeting)")
+        if "'" in greeting or "\n" in greeting:
+            fb.fail("greeting", "must be one line without single quotes (it is served by sh)")
+        backends.append(Backend(backend_node, backend_address, backend_port, greeting))
     if not any(n.role is Role.CLIENT and vip_segment.name in n.segments for n in nodes.values()):
         top.fail("nodes", f"no client node on the VIP's segment {vip_segment.name}")
 
@@ -298,7 +358,7 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
         description=description,
         segments=segments,
         nodes=nodes,
-        service=Service(vip, port, backend_node, backend_address, backend_port, greeting),
+        service=Service(vip, port, tuple(backends)),
     )
 
 

@@ -81,11 +81,31 @@ LAYERS: dict[str, Layer] = {
             "kube-proxy KUBE-POSTROUTING",
             (Rule("nat", "POSTROUTING", MASQUERADE_BACKEND),),
         ),
+        # kube-proxy's own rules over all ready endpoints (layers/kube_proxy.py). They have
+        # no steps of their own: the stack writes the rule set they describe together with
+        # the endpoints, and rewrites it whenever either changes, as kube-proxy syncs.
+        Layer(
+            "service",
+            "kube-proxy, externalTrafficPolicy Cluster: KUBE-SVC/SEP, masquerade, KUBE-FORWARD",
+            "kube-proxy (iptables mode), Service type LoadBalancer",
+        ),
+        Layer(
+            "service:local",
+            "kube-proxy, externalTrafficPolicy Local: KUBE-SVL, the client's address kept",
+            "kube-proxy (iptables mode), externalTrafficPolicy: Local",
+        ),
+        Layer(
+            "affinity",
+            "kube-proxy sessionAffinity ClientIP: -m recent per endpoint",
+            "Service sessionAffinity: ClientIP",
+        ),
     )
 }
 FIREWALL_VARIANTS = ("workshop", "dnat-aware", "none")
 #: The order the workshop applies them in; a stack is always applied in this order.
-ORDER = ("webserver", "firewall", "vip", "dnat", "snat")
+ORDER = ("webserver", "firewall", "vip", "dnat", "snat", "service", "affinity")
+#: The layers that describe kube-proxy's rule set rather than carry steps.
+KUBE_PROXY_LAYERS = ("service", "service:local", "affinity")
 
 
 def layer(name: str) -> Layer:
@@ -100,5 +120,7 @@ def ordered(names: Iterable[str]) -> list[Layer]:
     layers = [layer(n) for n in names]
     families = [lay.name.split(":")[0] for lay in layers]
     if len(set(families)) != len(families):
-        raise VlanlbError(f"a layer appears twice in {list(names)} (one firewall variant at most)")
+        raise VlanlbError(
+            f"a layer appears twice in {list(names)} (one firewall, one service variant at most)"
+        )
     return sorted(layers, key=lambda lay: ORDER.index(lay.name.split(":")[0]))

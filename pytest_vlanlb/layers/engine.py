@@ -15,60 +15,75 @@ from ..waiting import wait_until
 from .state import STATE_SCRIPT
 from .steps import Step, lab_facts
 
-#: Separates the commands' output from the state dump appended to the router's exec.
+#: Separates the commands' output from the state dump appended to a router's exec.
 STATE_MARK = "@@vlanlb-state@@"
 
 
-def node_for(lab: Lab, role: Role) -> Node:
-    """The node a step acts on: the router, the client, or the Service's pod."""
-    return {Role.ROUTER: lab.router, Role.CLIENT: lab.client_node, Role.POD: lab.backend}[role]
+def nodes_for(lab: Lab, step: Step) -> list[Node]:
+    """The nodes a step acts on: every router (or the leader only), the client, or every
+    backend pod of the Service."""
+    if step.node is Role.ROUTER:
+        return [lab.router] if step.leader_only else lab.routers
+    if step.node is Role.CLIENT:
+        return [lab.client_node]
+    return lab.backends
 
 
-def run_steps(lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool = False) -> str:
+def run_steps(
+    lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool = False
+) -> dict[str, str]:
     """Apply (or undo, in reverse) steps with one exec per node, nodes at the same time.
 
-    With report_state, the router's exec also prints its state after the change (saves an
-    exec per test for the base-state check). Returns that state, or "".
+    With report_state, each router's exec also prints its state after the change (saves an
+    exec per test for the base-state check). Returns that state per router name, or {}.
     """
-    facts = lab_facts(lab)
     ordered_steps = list(reversed(steps)) if undo else list(steps)
-    scripts: dict[Role, list[str]] = {}
+    nodes: dict[str, Node] = {}
+    scripts: dict[str, list[str]] = {}
+    facts = {name: lab_facts(lab, node) for name, node in lab.nodes.items()}
     for step in ordered_steps:
-        scripts.setdefault(step.node, []).extend(shlex.join(c) for c in step.commands(facts, undo))
+        for node in nodes_for(lab, step):
+            nodes[node.name] = node
+            commands = step.commands(facts[node.name], undo)
+            scripts.setdefault(node.name, []).extend(shlex.join(c) for c in commands)
     if report_state:
-        scripts.setdefault(Role.ROUTER, []).append(f"echo {STATE_MARK}; {STATE_SCRIPT}")
+        for router in lab.routers:
+            nodes[router.name] = router
+            scripts.setdefault(router.name, []).append(f"echo {STATE_MARK}; {STATE_SCRIPT}")
 
-    def run(target: Role) -> ExecResult:
-        script = "set -e; " + "; ".join(scripts[target])
-        return node_for(lab, target).exec("/bin/sh", "-c", script)
+    def run(name: str) -> ExecResult:
+        script = "set -e; " + "; ".join(scripts[name])
+        return nodes[name].exec("/bin/sh", "-c", script)
 
-    results = dict(zip(scripts, run_together(*[lambda t=t: run(t) for t in scripts]), strict=True))
+    results = dict(zip(scripts, run_together(*[lambda n=n: run(n) for n in scripts]), strict=True))
     failed = [
-        f"{target.value}: {r.stderr.strip() or r.stdout.strip()}"
-        for target, r in results.items()
-        if not r.ok
+        f"{name}: {r.stderr.strip() or r.stdout.strip()}" for name, r in results.items() if not r.ok
     ]
     if failed:
         raise LabBuildError(
             f"{'reverting' if undo else 'applying'} layers failed on " + "; ".join(failed)
         )
     for step in ordered_steps:
-        node = node_for(lab, step.node)
+        for node in nodes_for(lab, step):
 
-        def settled(step: Step = step, node: Node = node) -> bool:
-            return step.settled(node, facts, undo)
+            def settled(step: Step = step, node: Node = node) -> bool:
+                return step.settled(node, facts[node.name], undo)
 
-        if not wait_until(settled, timeout=5.0):
-            raise LabBuildError(
-                f"{step.describe(facts)} on {node.name} did not take effect within 5s"
-            )
-    state = results[Role.ROUTER].stdout if report_state else ""
-    return state.split(STATE_MARK, 1)[1] if STATE_MARK in state else ""
+            if not wait_until(settled, timeout=5.0):
+                raise LabBuildError(
+                    f"{step.describe(facts[node.name])} on {node.name} did not take effect "
+                    "within 5s"
+                )
+    if not report_state:
+        return {}
+    return {
+        router.name: results[router.name].stdout.split(STATE_MARK, 1)[-1] for router in lab.routers
+    }
 
 
 def best_effort_undo(lab: Lab, steps: Sequence[Step]) -> None:
     """Undo what a failed apply may have done, one command at a time, ignoring failures."""
-    facts = lab_facts(lab)
     for step in reversed(steps):
-        for command in step.commands(facts, undo=True):
-            node_for(lab, step.node).exec(*command)
+        for node in nodes_for(lab, step):
+            for command in step.commands(lab_facts(lab, node), undo=True):
+                node.exec(*command)

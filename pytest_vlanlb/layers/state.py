@@ -1,4 +1,4 @@
-"""The router's base state (rules and addresses), read once per lab and checked after every
+"""Each router's base state (rules and addresses), read once per lab and checked after every
 revert, so that no test inherits another's changes."""
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ def normalise(state: str) -> str:
     return "\n".join(line.strip() for line in state.strip().splitlines())
 
 
-def base_state(lab: Lab) -> str:
-    """The router's rules and addresses before any layer: read once per lab."""
+def base_state(lab: Lab) -> dict[str, str]:
+    """Each router's rules and addresses before any layer: read once per lab."""
     if "base_state" not in lab.memo:
-        lab.memo["base_state"] = normalise(lab.router.exec("/bin/sh", "-c", STATE_SCRIPT).stdout)
-    return str(lab.memo["base_state"])
+        lab.memo["base_state"] = {
+            router.name: normalise(router.exec("/bin/sh", "-c", STATE_SCRIPT).stdout)
+            for router in lab.routers
+        }
+    return dict(lab.memo["base_state"])

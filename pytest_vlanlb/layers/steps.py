@@ -27,12 +27,31 @@ def facts_for(topology: Topology, public_if: str, pod_if: str) -> dict[str, str]
     }
 
 
-def lab_facts(lab: Lab) -> dict[str, str]:
-    """The template values for a running lab, its interface names read from the router."""
+def lab_facts(lab: Lab, node: Node | None = None) -> dict[str, str]:
+    """The template values for a running lab as seen by `node` (default: the first router):
+    a router's own interface names, a pod's own address and greeting, and the endpoints."""
     topology, service = lab.topology, lab.topology.service
-    public = lab.router_interface(topology.segment_of(service.vip))
-    pods = lab.router_interface(topology.segment_of(service.backend_address))
-    return facts_for(topology, public, pods)
+    router = node if node is not None and node.spec.role is Role.ROUTER else lab.router
+    public = lab.router_interface(topology.segment_of(service.vip), router)
+    pods = lab.router_interface(topology.segment_of(service.backend_address), router)
+    facts = facts_for(topology, public, pods)
+    if node is not None and node.spec.role is Role.POD:
+        backend = service.backend(node.name)
+        facts.update(
+            backend=str(backend.address),
+            backend_port=str(backend.port),
+            greeting=backend.greeting,
+            port_hex=f"{backend.port:04X}",
+        )
+    ready = lab.memo.get("endpoints", [b.node for b in service.backends])
+    facts["endpoints"] = ",".join(
+        f"{b.address}:{b.port}" for b in service.backends if b.node in ready
+    )
+    facts["pod_subnet"] = str(
+        topology.segments[topology.segment_of(service.backend_address)].subnet
+    )
+    facts["service_name"] = f"default/{topology.name}:http"
+    return facts
 
 
 def render(template: str, facts: Mapping[str, str]) -> list[str]:
@@ -42,10 +61,16 @@ def render(template: str, facts: Mapping[str, str]) -> list[str]:
 
 
 class Step(Protocol):
-    """One change on one node: the commands that make it and the ones that undo it."""
+    """One change on the nodes of one role: the commands that make it and undo it.
+
+    It acts on every node of that role (every router, as kube-proxy runs on every node;
+    every backend pod), unless `leader_only` (the VIP: one router holds it)."""
 
     @property
-    def node(self) -> Role: ...  # which node it acts on
+    def node(self) -> Role: ...  # which nodes it acts on
+
+    @property
+    def leader_only(self) -> bool: ...
 
     def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]: ...
     def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool: ...
@@ -61,6 +86,7 @@ class Rule:
     spec: str  # the rule as the workshop writes it, e.g. "-i {public_if} -o {pod_if} -j DROP"
     insert: bool = False
     node: Role = Role.ROUTER
+    leader_only: bool = False
 
     def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
         table = ["-t", self.table] if self.table != "filter" else []  # as the workshop writes it
@@ -83,6 +109,7 @@ class Address:
     interface: str  # a template such as {public_if}
     cidr: str
     node: Role = Role.ROUTER
+    leader_only: bool = True  # an address lives on one router (MetalLB's leader)
 
     def command(self, action: str, facts: Mapping[str, str]) -> list[str]:
         return render(f"ip addr {action} {self.cidr} dev {self.interface}", facts)

@@ -32,7 +32,8 @@ _HANDLER = (
 class WebServer:
     """An HTTP server on the backend answering exactly the greeting (Step 1)."""
 
-    node: Role = Role.POD  # the Service's backend
+    node: Role = Role.POD  # every backend of the Service, each with its own greeting
+    leader_only: bool = False
 
     def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
         if undo:

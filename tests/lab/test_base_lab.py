@@ -9,6 +9,9 @@ import pytest
 from pytest_vlanlb.probes import ping, ping_lost
 from pytest_vlanlb.topology import UPLINK, Role
 
+#: The workshop's lab: these claims are about the basic topology's one router and pod b.
+pytestmark = pytest.mark.vlanlb(topology="basic")
+
 
 def test_nodes_have_documented_addresses_and_routes(vlanlb_lab, vlanlb_topology):
     for spec in vlanlb_topology.nodes.values():

@@ -21,6 +21,9 @@ from pytest_vlanlb.probes import (
     run_together,
 )
 
+#: The workshop's lab: these claims are about the basic topology's one router and pod b.
+pytestmark = pytest.mark.vlanlb(topology="basic")
+
 GREETING = "Hello from Pod B\n"
 
 OK, REFUSED, TIMEOUT = HttpOutcome.OK, HttpOutcome.REFUSED, HttpOutcome.TIMEOUT

@@ -137,10 +137,40 @@ def test_gateway_must_be_the_routers_address(basic_data):
         parse_topology(data, "x.yaml")
 
 
-def test_two_routers_are_rejected(basic_data):
+def test_every_router_attaches_to_every_segment(basic_data):
     data = copy.deepcopy(basic_data)
     data["nodes"]["a"]["role"] = "router"
-    with pytest.raises(TopologyError, match=r"nodes: exactly one node must have role router"):
+    with pytest.raises(TopologyError, match=r"nodes.a.interfaces: a router must attach to pods"):
+        parse_topology(data, "x.yaml")
+
+
+def test_a_topology_needs_a_router(basic_data):
+    data = copy.deepcopy(basic_data)
+    data["nodes"]["router"]["role"] = "client"
+    data["nodes"]["router"]["interfaces"].pop(0)  # clients have no uplink
+    with pytest.raises(TopologyError, match=r"nodes: at least one node must have role router"):
+        parse_topology(data, "x.yaml")
+
+
+def test_several_backends_each_with_a_greeting(basic_data):
+    data = copy.deepcopy(basic_data)
+    data["nodes"]["b2"] = {
+        "role": "pod",
+        "interfaces": [{"segment": "pods", "address": "192.168.20.22"}],
+    }
+    service = data["service"]
+    service["backends"] = [
+        dict(service.pop("backend"), greeting="Hello from Pod B1"),
+        {"node": "b2", "address": "192.168.20.22", "port": 80},
+    ]
+    topology = parse_topology(data, "x.yaml")
+    assert [b.node for b in topology.service.backends] == ["b", "b2"]
+    assert [b.greeting for b in topology.service.backends] == [
+        "Hello from Pod B1",
+        "Hello from Pod B",
+    ]
+    service["backends"][1]["node"] = "a"
+    with pytest.raises(TopologyError, match=r"service.backends\[1\].node: node a has role client"):
         parse_topology(data, "x.yaml")
 
 
