@@ -201,6 +201,16 @@ class NeighbourTimers:
         )
 
     @property
+    def longest_with_a_late_confirmation(self) -> float:
+        """Linux confirms a neighbour lazily: a socket that received an answer confirms the
+        MAC with its next transmission. A request in flight at the failure, closing after it,
+        can so confirm the dead MAC once more during DELAY, and the walk starts over: at most
+        one more REACHABLE period and DELAY on top of the longest walk."""
+        return (
+            1.5 * self.base_reachable_ms / 1000 + self.delay_first_probe_s + self.longest_stale_use
+        )
+
+    @property
     def shortest_stale_use(self) -> float:
         """If the entry was already STALE at the failure: DELAY, then the unicast probes."""
         return self.delay_first_probe_s + self.ucast_solicit * self.retrans_ms / 1000

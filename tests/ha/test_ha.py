@@ -83,22 +83,26 @@ def test_without_gratuitous_arp_a_keeps_the_dead_routers_mac_until_it_expires(
     runs REACHABLE -> STALE -> DELAY -> PROBE -> FAILED and a broadcast ARP finds r2.
 
     With a's timers at SHORT_TIMERS the gap is at least DELAY + probes (1 + 3 x 0.3 = 1.9 s,
-    the entry already STALE) and at most 1.5 x base_reachable + that (3.4 s), plus one loop
-    step; with Linux's defaults the same walk lasts up to 53 s."""
+    the entry already STALE) and at most 1.5 x base_reachable + that (3.4 s); a request in
+    flight at the failure can confirm the dead MAC once more when its socket closes (Linux
+    confirms lazily, on a socket's next transmission), which restarts the walk: 5.9 s. Plus
+    one loop step. Both modes are seen here (about 3.1 s and 4.8 s). With Linux's default
+    timers the same walk lasts up to 53 s."""
     leader, follower = routers
     interface = client.interface_on(vlanlb_lab.topology.segment_of(vlanlb_lab.topology.service.vip))
     SHORT_TIMERS.write(client, interface)
     with failed_leader(vlanlb_lab, leader, follower) as fail:
-        gap = loop(client, vip_url, 7.0).around(lambda: fail(False))
+        gap = loop(client, vip_url, 8.0).around(lambda: fail(False))
         moved_to_r2 = neighbour_is(client, vlanlb_lab, follower)  # by a broadcast ARP
     print(
         f"\nfailover without gratuitous ARP: {gap}; bounds from a's timers "
-        f"{SHORT_TIMERS.shortest_stale_use:.1f}-{SHORT_TIMERS.longest_stale_use:.1f} s "
+        f"{SHORT_TIMERS.shortest_stale_use:.1f}-{SHORT_TIMERS.longest_stale_use:.1f} s, "
+        f"{SHORT_TIMERS.longest_with_a_late_confirmation:.1f} s with a late confirmation "
         f"(Linux defaults: up to {LINUX_DEFAULT_TIMERS.longest_stale_use:.0f} s)"
     )
     assert gap.seconds is not None, gap
     assert gap.seconds >= SHORT_TIMERS.shortest_stale_use - LOOP_STEP, gap
-    assert gap.seconds <= SHORT_TIMERS.longest_stale_use + LOOP_STEP, gap
+    assert gap.seconds <= SHORT_TIMERS.longest_with_a_late_confirmation + LOOP_STEP, gap
     assert moved_to_r2, gap
 
 
