@@ -100,6 +100,10 @@ def choose_backend(requested: str) -> str | None:
     return requested
 
 
+#: Seconds an exec session's conmon lingers after its command (podman's default: 300).
+EXEC_EXIT_DELAY = 30
+
+
 def containers_conf(backend: str | None = None, stop_timeout: int | None = None) -> str:
     lines = ["[containers]", 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]']
     engine = []
@@ -109,6 +113,11 @@ def containers_conf(backend: str | None = None, stop_timeout: int | None = None)
         engine.append('runtime = "runc"')
     if stop_timeout is not None:
         engine.append(f"stop_timeout = {stop_timeout}")
+    # Each API exec's conmon waits this long after the command ended before podman cleans
+    # the session up (so that a client can still read its exit code): 300 s by default, which
+    # leaves one process per command of the last five minutes. Our client reads the code
+    # within milliseconds of the command's end; 30 s keeps a wide margin.
+    engine.append(f"exit_command_delay = {EXEC_EXIT_DELAY}")
     if engine:
         lines += ["[engine]", *engine]
     if backend is not None:

@@ -59,3 +59,10 @@ def test_ssh_command_is_non_interactive_and_bounded():
     assert command[command.index("-i") + 1].endswith("/k")
     assert is_ssh("ssh://h/s")
     assert not is_ssh("unix:///run/podman/podman.sock")
+
+
+def test_our_containers_conf_shortens_the_exec_sessions_linger():
+    conf = containers_conf(None, stop_timeout=0)
+    engine = conf.split("[engine]\n", 1)[1]
+    assert "exit_command_delay = 30" in engine
+    assert "stop_timeout = 0" in engine
