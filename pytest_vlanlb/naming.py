@@ -28,7 +28,10 @@ def process_start_time(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) may contain spaces; fields after the closing ')' are fixed.
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped: already dead (a zombie holds nothing)
+        return None
+    return fields[19]
 
 
 def owner_token(pid: int | None = None) -> str:

@@ -258,9 +258,9 @@ def _checked(service: PodmanService, backend: str) -> PodmanService:
 WORKDIR_PREFIX = "vlanlb-podman-"
 
 
-def remove_stale_workdirs(base: Path) -> None:
-    """Service folders of runs that died (their service died with them: see below)."""
-    for workdir in base.glob(f"{WORKDIR_PREFIX}*"):
+def remove_stale_workdirs(base: Path, prefix: str = WORKDIR_PREFIX) -> None:
+    """Folders of runs that died (a service's died with it: see below)."""
+    for workdir in base.glob(f"{prefix}*"):
         try:
             owner = (workdir / "owner").read_text()
         except OSError:

@@ -32,7 +32,7 @@ from ..lab import remove_leftovers, remove_run
 from ..lookup import container_named
 from ..naming import RunNames
 from ..node import exec_in
-from ..podman_service import PodmanService, containers_conf
+from ..podman_service import PodmanService, containers_conf, remove_stale_workdirs
 from ..wires import delete_links, ip, kernel_supports_8021q, vlanlb_links
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
 from .markdown import Document, Fence, Prose, Section
@@ -48,6 +48,8 @@ from .promises import (
 from .shell import Command, ShellSyntaxError, split_commands
 
 Progress = Callable[[str], None]
+#: The run's own folder (its containers.conf), found and removed after a crash.
+DOC_WORKDIR_PREFIX = "vlanlb-doc-"
 #: A repeat of a failed probe, for the counters: long enough for a few SYNs or echoes.
 REPEAT_LIMIT = 3.0
 
@@ -188,7 +190,9 @@ class DocumentRun:
         )
         standin = ensure_alpine_standin(self.client, base, progress)
         self.names = RunNames.new(keep=keep)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"vlanlb-doc-{self.names.run_id}-"))
+        remove_stale_workdirs(Path(tempfile.gettempdir()), DOC_WORKDIR_PREFIX)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{DOC_WORKDIR_PREFIX}{self.names.run_id}-"))
+        (self.workdir / "owner").write_text(self.names.owner)
         conf = self.workdir / "containers.conf"
         # The CLI as the user's podman, but runc (crun fails on these hosts), ulimits this
         # sandbox allows, and no 10 s wait when `rm -f` stops `sleep infinity` (it ignores

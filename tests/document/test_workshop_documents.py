@@ -8,6 +8,7 @@ replacing the words a test is about, never by copying the text into this reposit
 from __future__ import annotations
 
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -201,3 +202,42 @@ def test_failed_steps_do_not_stop_later_ones_unless_x(pytester):
     assert not left
     _, outcomes, _, _ = run_documents(pytester, {"own.md": OWN}, "-x")
     assert outcomes == {"own.md::step-1": "failed"}
+
+
+CRASHING = """# Crashing
+
+## Step 1. A container and a network of the run
+
+```bash
+sudo podman network create --driver macvlan --subnet 192.168.30.0/24 -o parent=$IF net-crash
+sudo podman run -d --name crash --network net-crash alpine sleep infinity
+```
+
+## Step 2. Killed here
+
+```bash
+sleep 60
+```
+"""
+
+
+def test_a_killed_document_runs_leftovers_are_removed_by_the_next_run(pytester):
+    import signal
+
+    from pytest_vlanlb.waiting import wait_until
+
+    before = labelled_objects()
+    pytester.path.joinpath("crash.md").write_text(CRASHING, encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--vlanlb-doc", "crash.md"]
+    with subprocess.Popen(
+        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as run:
+        assert wait_until(
+            lambda: any("crash" in o for o in labelled_objects() - before), timeout=60
+        )
+        run.send_signal(signal.SIGKILL)
+    left = labelled_objects() - before
+    assert {o.split()[0] for o in left} >= {"ps", "network", "link"}, left
+    _, outcomes, _, _ = run_documents(pytester, {"own.md": OWN}, "-k", "step-2")
+    assert outcomes == {"own.md::step-2": "passed"}
+    assert not (labelled_objects() - before), labelled_objects() - before

@@ -88,3 +88,22 @@ def test_stale_service_folders_of_dead_runs_are_removed(tmp_path):
     assert not dead.exists()
     assert alive.exists()
     assert foreign.exists()  # no owner file: not ours to judge
+
+
+def test_a_killed_process_not_yet_reaped_is_not_an_owner():
+    """A run killed with SIGKILL stays a zombie until its parent reaps it: its leftovers must
+    count as a dead run's at once (seen: the next run started before the reaping)."""
+    import os
+    import signal
+    import subprocess
+
+    from pytest_vlanlb.naming import owner_is_alive, owner_token, process_start_time
+
+    child = subprocess.Popen(["sleep", "60"])
+    token = owner_token(child.pid)
+    assert owner_is_alive(token)
+    os.kill(child.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: a zombie
+    assert process_start_time(child.pid) is None
+    assert not owner_is_alive(token)
+    child.wait()
