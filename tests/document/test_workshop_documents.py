@@ -221,6 +221,26 @@ sleep 60
 """
 
 
+def running(word: str) -> bool:
+    """A labelled container whose name holds `word` is up (not only created)."""
+    names = subprocess.run(
+        [
+            "podman",
+            "ps",
+            "--filter",
+            "label=io.vlanlb.run",
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Names}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return any(word in name for name in names)
+
+
 def test_a_killed_document_runs_leftovers_are_removed_by_the_next_run(pytester):
     import signal
 
@@ -232,9 +252,7 @@ def test_a_killed_document_runs_leftovers_are_removed_by_the_next_run(pytester):
     with subprocess.Popen(
         command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as run:
-        assert wait_until(
-            lambda: any("crash" in o for o in labelled_objects() - before), timeout=60
-        )
+        assert wait_until(lambda: running("crash"), timeout=60)  # Step 1 done: Step 2 sleeps
         run.send_signal(signal.SIGKILL)
     left = labelled_objects() - before
     assert {o.split()[0] for o in left} >= {"ps", "network", "link"}, left
