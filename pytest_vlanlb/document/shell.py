@@ -165,6 +165,24 @@ class _Lexer:
             buf.append(text[self.i : j + 1])
             self.i = j + 1
 
+        def expansion(c: str) -> bool:
+            """$(...), `...` or $VAR at self.i, taken into the word; False if none is."""
+            nonlocal substitution
+            if c == "$" and text.startswith("$(", self.i):
+                self.i += 1
+                buf.append("$")
+                balanced("(", ")")
+                return True
+            if c == "`":
+                end = text.find("`", self.i + 1)
+                if end < 0:
+                    raise ShellSyntaxError(f"unclosed ` at line {self.line_of(self.i)}")
+                substitution = True
+                buf.append(text[self.i : end + 1])
+                self.i = end + 1
+                return True
+            return c == "$" and variable()
+
         while self.i < len(text):
             c = text[self.i]
             if c in " \t\n;&|<>()":
@@ -196,34 +214,10 @@ class _Lexer:
                         if text[self.i + 1] != "\n":
                             buf.append(text[self.i + 1])
                         self.i += 2
-                    elif c == "$" and text.startswith("$(", self.i):
-                        self.i += 1
-                        buf.append("$")
-                        balanced("(", ")")
-                    elif c == "`":
-                        end = text.find("`", self.i + 1)
-                        substitution = True
-                        buf.append(text[self.i : end + 1])
-                        self.i = end + 1
-                    elif c == "$" and variable():
-                        continue
-                    else:
+                    elif not expansion(c):
                         buf.append(c)
                         self.i += 1
-            elif c == "$" and text.startswith("$(", self.i):
-                self.i += 1
-                buf.append("$")
-                balanced("(", ")")
-            elif c == "`":
-                end = text.find("`", self.i + 1)
-                if end < 0:
-                    raise ShellSyntaxError(f"unclosed ` at line {self.line_of(self.i)}")
-                substitution = True
-                buf.append(text[self.i : end + 1])
-                self.i = end + 1
-            elif c == "$" and variable():
-                continue
-            else:
+            elif not expansion(c):
                 buf.append(c)
                 self.i += 1
         flush()

@@ -258,3 +258,13 @@ def test_running_prerequisites_in_both_languages():
     en = [Prose("* Complete up to Step 6. Containers `a`, `b`, and `router` must be running.", 1)]
     assert running_containers(ja) == ("a", "b", "router")
     assert running_containers(en) == ("a", "b", "router")
+
+
+def test_lexer_substitutions_inside_and_outside_double_quotes():
+    (command,) = split_commands('echo "$(id -u) `date`" $(pwd) "$IF"\n')
+    words = command.parts[0].words
+    assert [w.substitution for w in words] == [False, True, True, False]
+    assert words[1].value() == "$(id -u) `date`"
+    assert words[3].variables == ["IF"]
+    with pytest.raises(ShellSyntaxError):
+        split_commands('echo "`never closed"\n')
