@@ -35,7 +35,7 @@ from pytest_vlanlb.image import ImageRecipe, standin_tag  # noqa: E402
 from pytest_vlanlb.lab import remove_run  # noqa: E402
 from pytest_vlanlb.naming import RunNames  # noqa: E402
 from pytest_vlanlb.podman_service import connect, containers_conf  # noqa: E402
-from pytest_vlanlb.wires import delete_links, ip, kernel_supports_8021q, vlanlb_links  # noqa: E402
+from pytest_vlanlb.wires import WireKind, create_wires, kernel_supports_8021q  # noqa: E402
 
 TARGET = 2.0
 LIMIT = 15  # seconds per command, as document mode's default --vlanlb-doc-timeout
@@ -76,17 +76,13 @@ def run_plain(paths: list[Path], client) -> float:
         conf.write_text(containers_conf(None, stop_timeout=0))
         script = Path(tmp) / "plain.sh"
         script.write_text(plain_script(paths, context, conf))
-        ip("link", "add", trunk, "type", "veth", "peer", "name", f"{trunk}p")  # "the NIC"
-        for link in (trunk, f"{trunk}p"):
-            ip("link", "set", "dev", link, "alias", names.link_alias)
-            ip("link", "set", "dev", link, "up")
+        create_wires(WireKind.DOT1Q, names, [])  # "the NIC": the trunk, as document mode has it
         try:
             start = time.perf_counter()
             subprocess.run(["bash", str(script)], capture_output=True, check=False)
             return time.perf_counter() - start
         finally:
-            remove_run(client, names.run_id)
-            delete_links([n for n, alias in vlanlb_links() if alias.run_id == names.run_id])
+            remove_run(client, names.run_id)  # containers, networks and the run's links
 
 
 def run_documents(paths: list[Path]) -> float:

@@ -269,6 +269,14 @@ def remove_stale_workdirs(base: Path, prefix: str = WORKDIR_PREFIX) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def sbin_path() -> str:
+    """$PATH with the sbin folders: netavark, CNI and the documents' commands run iptables
+    and ip from there, and a restricted PATH (sudo, cron) lacks them."""
+    path = os.environ.get("PATH", "").split(":")
+    path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
+    return ":".join(filter(None, path))
+
+
 def start_service(*, backend: str | None = None, timeout: float = 20.0) -> PodmanService:
     binary = shutil.which("podman")
     if binary is None:
@@ -284,9 +292,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
     socket = workdir / "podman.sock"
     log = workdir / "service.log"
     # netavark and CNI run iptables from the PATH; a restricted PATH (sudo, cron) lacks sbin.
-    path = os.environ.get("PATH", "").split(":")
-    path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
-    env = {**os.environ, "CONTAINERS_CONF": str(conf), "PATH": ":".join(filter(None, path))}
+    env = {**os.environ, "CONTAINERS_CONF": str(conf), "PATH": sbin_path()}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [binary, "system", "service", "--time=0", f"unix://{socket}"],

@@ -19,7 +19,7 @@ import enum
 import ipaddress
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..naming import RunNames
@@ -618,10 +618,3 @@ def _plan_link_add(rest: list[str], context: RunContext, plan: Plan) -> None:
             f"emulated: this kernel has no 8021q, so {name} is one end of a veth wire (an "
             "isolated L2 segment, as VLAN {vlan} would be)".replace("{vlan}", vlan)
         )
-
-
-def words_of(command: Command, context: RunContext) -> list[list[str]]:
-    return [s.argv(context.env) for s in command.parts]
-
-
-Effect = Callable[[], None]

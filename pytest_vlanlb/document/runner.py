@@ -32,8 +32,8 @@ from ..lab import remove_leftovers, remove_run
 from ..lookup import container_named
 from ..naming import RunNames
 from ..node import exec_in
-from ..podman_service import PodmanService, containers_conf, remove_stale_workdirs
-from ..wires import delete_links, ip, kernel_supports_8021q, vlanlb_links
+from ..podman_service import PodmanService, containers_conf, remove_stale_workdirs, sbin_path
+from ..wires import WireKind, create_wires, ip, kernel_supports_8021q
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
 from .markdown import Document, Fence, Prose, Section
 from .promises import (
@@ -198,13 +198,12 @@ class DocumentRun:
         # sandbox allows, and no 10 s wait when `rm -f` stops `sleep infinity` (it ignores
         # SIGTERM): the same settings as the plugin's own service.
         conf.write_text(containers_conf(backend, stop_timeout=0))
-        trunk = self.names.link("t")
+        # The stand-in for the user's NIC: the lab's 802.1Q trunk (a labelled veth pair, up),
+        # with no VLAN of its own: the document's Step 1 makes those.
+        trunk = create_wires(WireKind.DOT1Q, self.names, []).links[0]
         self.context = RunContext(self.names, trunk, kernel_supports_8021q(), standin)
-        self._make_trunk(trunk)
-        path = os.environ.get("PATH", "").split(":")
-        path += [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
         self.base_env = {
-            "PATH": ":".join(filter(None, path)),
+            "PATH": sbin_path(),
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
             "CONTAINERS_CONF": str(conf),
@@ -212,14 +211,6 @@ class DocumentRun:
         self.written: list[Written] = []
 
     # --- the lab's host side --------------------------------------------------------------
-
-    def _make_trunk(self, trunk: str) -> None:
-        """The stand-in for the user's NIC: a veth pair, up, labelled with the run."""
-        peer = f"{trunk}p"
-        ip("link", "add", trunk, "type", "veth", "peer", "name", peer)
-        for link in (trunk, peer):
-            ip("link", "set", "dev", link, "alias", self.names.link_alias)
-            ip("link", "set", "dev", link, "up")
 
     def _emulate_vlan(self, name: str, vlan: str) -> Observed:
         peer = f"{self.context.trunk[:-1]}w{vlan}"[:15]
@@ -411,9 +402,8 @@ class DocumentRun:
                 f".venv/bin/vlanlb cleanup --run {self.names.run_id}"
             )
         else:
+            # Containers, networks and host links alike: links carry the run in their ifalias.
             removed = [f"{i.kind} {i.name}" for i in remove_run(self.client, self.names.run_id)]
-            links = [name for name, alias in vlanlb_links() if alias.run_id == self.names.run_id]
-            delete_links(links)
         with contextlib.suppress(OSError):
             for path in self.workdir.iterdir():
                 path.unlink()

@@ -104,8 +104,6 @@ LAYERS: dict[str, Layer] = {
 FIREWALL_VARIANTS = ("workshop", "dnat-aware", "none")
 #: The order the workshop applies them in; a stack is always applied in this order.
 ORDER = ("webserver", "firewall", "vip", "dnat", "snat", "service", "affinity")
-#: The layers that describe kube-proxy's rule set rather than carry steps.
-KUBE_PROXY_LAYERS = ("service", "service:local", "affinity")
 
 
 def layer(name: str) -> Layer:

@@ -11,7 +11,7 @@ from ..errors import LabBuildError, VlanlbError
 from ..lab import Lab
 from ..node import Node
 from ..topology import Role
-from .catalog import KUBE_PROXY_LAYERS, Layer, ordered
+from .catalog import Layer, ordered
 from .engine import best_effort_undo, run_steps
 from .kube_proxy import ServiceSpec, removal_text, restore_text
 from .state import base_state, normalise
@@ -128,6 +128,3 @@ class LayerStack:
                     f"router {router} did not return to its base state after reverting "
                     "layers:\n" + "\n".join(diff)
                 )
-
-
-__all__ = ["KUBE_PROXY_LAYERS", "KubeProxyRules", "LayerStack"]
