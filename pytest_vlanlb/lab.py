@@ -30,7 +30,7 @@ from .errors import LabBuildError, VlanlbError
 from .image import REQUIRED_TOOLS
 from .lookup import container_named, network_named
 from .naming import LABEL_KEEP, LABEL_NODE, LABEL_OWNER, LABEL_RUN, RunNames, owner_is_alive
-from .node import Node, exec_in
+from .node import Node
 from .podman_service import ULIMITS
 from .topology import UPLINK, Role, Topology
 from .wires import WireKind, Wires, create_wires, delete_links, vlanlb_links
@@ -205,6 +205,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
         network.connect(container, ipv4_address=str(podman_address(interface)), compatible=True)
     container.reload()
     node = Node(spec, container)
+    lab.on_teardown(f"shells in {name}", node.close_shells)
     for segment, parking in parked.items():
         _take_over_gateway(node, lab.topology.segments[segment], parking)
     lab.nodes[node_name] = node
@@ -247,14 +248,8 @@ def _static(address: object) -> dict[str, Any]:
 
 def _check_tools(node: Node, image: str) -> None:
     needed = REQUIRED_TOOLS[node.spec.role]
-    probe = exec_in(
-        node.container,
-        [
-            "/bin/sh",
-            "-c",
-            " ".join(f"command -v {tool} >/dev/null || echo {tool};" for tool in needed),
-        ],
-    )
+    script = " ".join(f"command -v {tool} >/dev/null || echo {tool};" for tool in needed)
+    probe = node.exec("/bin/sh", "-c", script)
     missing = probe.stdout.split()
     if probe.rc != 0 or missing:
         packages = " ".join(sorted({needed[t] for t in missing})) or "(none)"

@@ -15,6 +15,7 @@ from podman.domain.containers import Container
 from testinfra.backend import base as testinfra_base
 
 from .errors import LabBuildError
+from .shells import ShellPool, ShellUnavailable
 from .topology import NodeSpec
 
 
@@ -55,6 +56,10 @@ class Node:
     spec: NodeSpec
     container: Container
     _interfaces: dict[str, Any] | None = field(default=None, repr=False)
+    #: The node's long-lived shells; None once they proved unavailable (then one exec each).
+    _shells: ShellPool | None = field(default=None, repr=False)
+    _one_exec_each: bool = field(default=False, repr=False)
+    _pid: int | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -65,7 +70,25 @@ class Node:
         return str(self.container.name)
 
     def exec(self, *command: str) -> ExecResult:
+        """Run a command in the node, through its long-lived shells where podman allows."""
+        if not self._one_exec_each:
+            if self._shells is None:
+                self._shells = ShellPool(self.container)
+            try:
+                client = self.container.client  # its timeout bounds a command, as for exec_run
+                rc, out, err = self._shells.run(command, client.timeout if client else None)
+            except ShellUnavailable:
+                self._one_exec_each = True  # e.g. an image without /bin/sh
+            else:
+                return ExecResult(
+                    command, rc, out.decode(errors="replace"), err.decode(errors="replace")
+                )
         return exec_in(self.container, command)
+
+    def close_shells(self) -> None:
+        """End the node's shells (before its container goes, or it would end them anyway)."""
+        if self._shells is not None:
+            self._shells.close()
 
     @cached_property
     def host(self) -> testinfra.host.Host:
@@ -98,8 +121,11 @@ class Node:
         return str(self.interfaces()[interface]["address"])
 
     def pid(self) -> int:
-        self.container.reload()
-        return int(self.container.attrs["State"]["Pid"])
+        """The container's first process on the host (read once: lab containers never restart)."""
+        if self._pid is None:
+            self.container.reload()
+            self._pid = int(self.container.attrs["State"]["Pid"])
+        return self._pid
 
     def write_sysctl(self, key: str, value: str) -> None:
         """Set a network sysctl in the node's namespace (containers see /proc/sys read-only)."""
@@ -108,6 +134,16 @@ class Node:
     def flush_neighbours(self) -> None:
         """Forget the node's ARP cache (the node itself lacks NET_ADMIN, as in the workshop)."""
         self._in_netns("ip neigh flush all")
+
+    def forget_unresolved_neighbours(self) -> None:
+        """Drop ARP entries still resolving (INCOMPLETE) or given up (FAILED).
+
+        A resolution left pending by one probe retries only on its 1 s timer, so the next
+        test's first packet to that address would wait for it; resolved entries stay.
+        """
+        entries = json.loads(self.exec("ip", "-j", "neigh", "show").check().stdout or "[]")
+        if any({"INCOMPLETE", "FAILED"} & set(e.get("state", [])) for e in entries):
+            self._in_netns("ip neigh flush nud incomplete nud failed")
 
     def neighbour(self, address: str) -> str | None:
         """The MAC the node has resolved for an address, or None if unresolved."""

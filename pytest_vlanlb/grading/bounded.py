@@ -17,7 +17,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from ..node import ExecResult, Node, exec_in
+from ..node import ExecResult, Node
 
 BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 2 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
@@ -75,7 +75,7 @@ class BoundedNode(Node):
 
     def exec_within(self, seconds: float, *command: str) -> ExecResult:
         """The command, killed after `seconds` if still running (rc 124)."""
-        raw = exec_in(self.container, wrap(command, seconds))
+        raw = super().exec(*wrap(command, seconds))
         result, killed = unwrap(command, raw, seconds)
         if killed and seconds >= self.bound:  # killed at its own short limit: just slow
             self.unfinished.append(shlex.join(command))

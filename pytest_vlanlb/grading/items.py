@@ -53,6 +53,12 @@ class EnvironmentCollector(pytest.Collector):
             self._student_lab = cached
         return cached
 
+    def teardown(self) -> None:
+        """After the environment's last step (pytest tears a collector down then)."""
+        cached = getattr(self, "_student_lab", None)
+        if cached is not None:
+            cached.close()
+
 
 class StepItem(pytest.Item):
     def runtest(self) -> None:

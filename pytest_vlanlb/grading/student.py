@@ -67,6 +67,12 @@ class StudentLab:
         """The running containers by role, and what is wrong with the others."""
         return self._once("nodes", self._attach)
 
+    def close(self) -> None:
+        """End the shells opened in the student's containers (the containers stay)."""
+        if "nodes" in self._memo:
+            for node in self.nodes()[0].values():
+                node.close_shells()
+
     def node(self, role: Role) -> BoundedNode:
         return self.nodes()[0][role]
 

@@ -118,6 +118,8 @@ class LayerStack:
         self.kube_proxy = None
         self.lab.memo.pop("endpoints", None)
         states = run_steps(self.lab, steps, undo=True, report_state=True)
+        for node in self.lab.nodes.values():
+            node.forget_unresolved_neighbours()
         for router, base in base_state(self.lab).items():
             now = normalise(states[router])
             if now != base:
