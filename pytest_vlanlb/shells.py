@@ -7,8 +7,9 @@ exec whose start request is *hijacked* (HTTP Upgrade on the podman socket, as `p
 does); podman-py cannot do this (`exec_run(socket=True)` is ignored).
 
 Each command still runs as a process of the node itself (its namespaces, capabilities, tools):
-the shell forks it inside the container, as `( COMMAND ) </dev/null`. Its end is framed by a
-random marker printed after it, with its exit status, on stdout and on stderr:
+the shell forks it inside the container, as `( COMMAND 2>&3 ) </dev/null` (fd 3: the exec's
+stderr; the shell's own fd 2 is /dev/null, so its job messages stay out of the output). Its
+end is framed by a random marker printed after it, with its exit status, on stdout and stderr:
 
     <command's stdout>\n<MARK> <rc>\n        <command's stderr>\n<MARK>\n
 
@@ -22,6 +23,7 @@ together), so a node holds a few shells for the lab's life however many commands
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -42,6 +44,23 @@ from .errors import VlanlbError
 #: Read this much at a time from the socket.
 _CHUNK = 65536
 _STDOUT, _STDERR = 1, 2
+
+
+# The descendants of a pid, by their parent pids in /proc/*/stat (comm may hold spaces, so
+# the fields are read after its closing parenthesis), then SIGKILL for all of them.
+_KILL_TREE = """
+all={pid}; new={pid}
+while [ -n "$new" ]; do
+  next=
+  for f in /proc/[0-9]*/stat; do
+    read -r l < "$f" 2>/dev/null || continue
+    set -- ${{l##*) }}
+    for p in $new; do [ "$2" = "$p" ] && next="$next ${{l%% *}}"; done
+  done
+  all="$all $next"; new=$next
+done
+kill -9 $all 2>/dev/null; true
+"""
 
 
 class ShellUnavailable(VlanlbError):
@@ -73,6 +92,7 @@ class ExecShell:
         self.container = container
         self._sock = sock
         self._buffer = bytearray(pending)  # bytes read past the HTTP head or the last frame
+        self.pid: int | None = None  # the shell's pid in the container
 
     @classmethod
     def open(cls, container: Container, shell: str = "/bin/sh") -> ExecShell:
@@ -114,21 +134,39 @@ class ExecShell:
             raise ShellUnavailable(f"podman refused the exec stream: {status.decode()}")
         shell_ = cls(container, sock, pending)
         try:
-            shell_.run((":",), timeout=10.0)  # the shell answers: it exists and reads stdin
-        except (ShellBroken, ShellTimeout) as exc:
+            # The shell's own messages ("Terminated" for a command killed by a signal) go
+            # nowhere; commands get the exec's stderr back as fd 2 from fd 3.
+            sock.sendall(b"exec 3>&2 2>/dev/null\n")
+            # It answers (it exists and reads stdin) with its pid, for _kill_tree.
+            _, pid, _ = shell_._run_script("echo $$", "echo $$", timeout=10.0)
+            shell_.pid = int(pid)
+        except (OSError, ShellBroken, ShellTimeout, ValueError) as exc:
             shell_.close()
             raise ShellUnavailable(f"{shell} in {container.name} did not answer: {exc}") from exc
         return shell_
 
     def run(self, command: Sequence[str], timeout: float | None) -> tuple[int, bytes, bytes]:
-        """Run one command; (exit status, stdout, stderr), byte for byte."""
+        """Run one command; (exit status, stdout, stderr), byte for byte.
+
+        Past `timeout` the command and everything it started are killed, with the shell,
+        and ShellTimeout is raised."""
+        line = shlex.join(command)
+        try:
+            return self._run_script(line, line, timeout)
+        except ShellTimeout:
+            self._kill_tree()
+            raise
+
+    def _run_script(
+        self, script: str, what: str, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
         mark = secrets.token_hex(16).encode()
-        script = (
-            f"( {shlex.join(command)}\n) </dev/null; "
-            f"printf '\\n%s %d\\n' {mark.decode()} $?; printf '\\n%s\\n' {mark.decode()} >&2\n"
+        framed = (
+            f"( {script} 2>&3 3>&- ) </dev/null; "
+            f"printf '\\n%s %d\\n' {mark.decode()} $?; printf '\\n%s\\n' {mark.decode()} >&3\n"
         )
         try:
-            self._sock.sendall(script.encode())
+            self._sock.sendall(framed.encode())
         except OSError as exc:
             raise ShellBroken(f"writing to the shell in {self.container.name}: {exc}") from exc
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -138,7 +176,7 @@ class ExecShell:
         rc: int | None = None
         err_done = False
         while rc is None or not err_done:
-            stream, payload = self._frame(deadline, command)
+            stream, payload = self._frame(deadline, what)
             if stream == _STDOUT:
                 out += payload
                 if ended := out_end.search(out, max(0, len(out) - 64)):
@@ -151,36 +189,44 @@ class ExecShell:
                     del err[-len(err_end) :]
         return rc, bytes(out), bytes(err)
 
-    def _frame(self, deadline: float | None, command: Sequence[str]) -> tuple[int, bytes]:
+    def _frame(self, deadline: float | None, what: str) -> tuple[int, bytes]:
         """The next multiplexed frame: 8-byte header (stream, 0, 0, 0, size) and payload."""
-        self._fill(8, deadline, command)
+        self._fill(8, deadline, what)
         stream, size = struct.unpack(">BxxxL", self._buffer[:8])
-        self._fill(8 + size, deadline, command)
+        self._fill(8 + size, deadline, what)
         payload = bytes(self._buffer[8 : 8 + size])
         del self._buffer[: 8 + size]
         return stream, payload
 
-    def _fill(self, size: int, deadline: float | None, command: Sequence[str]) -> None:
+    def _fill(self, size: int, deadline: float | None, what: str) -> None:
         while len(self._buffer) < size:
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ShellTimeout(self._late(command))
+                    raise ShellTimeout(self._late(what))
                 self._sock.settimeout(left)
             try:
                 chunk = self._sock.recv(_CHUNK)
             except TimeoutError:
-                raise ShellTimeout(self._late(command)) from None
+                raise ShellTimeout(self._late(what)) from None
             except OSError as exc:
-                raise ShellBroken(f"`{shlex.join(command)}`: {exc}") from exc
+                raise ShellBroken(f"`{what}`: {exc}") from exc
             if not chunk:
-                raise ShellBroken(
-                    f"the shell in {self.container.name} ended during `{shlex.join(command)}`"
-                )
+                raise ShellBroken(f"the shell in {self.container.name} ended during `{what}`")
             self._buffer += chunk
 
-    def _late(self, command: Sequence[str]) -> str:
-        return f"`{shlex.join(command)}` in {self.container.name} did not end in time"
+    def _late(self, what: str) -> str:
+        return f"`{what}` in {self.container.name} did not end in time"
+
+    def _kill_tree(self) -> None:
+        """Kill the shell and its descendants (not the servers earlier commands left with
+        PID 1), through an exec of its own: the shell is busy with the late command."""
+        self.close()
+        if self.pid is None:
+            return
+        script = _KILL_TREE.format(pid=self.pid)
+        with contextlib.suppress(Exception):  # best effort: the container may be gone
+            self.container.exec_run(["/bin/sh", "-c", script])
 
     def idle_and_alive(self) -> bool:
         """Nothing unread and not closed (a dead session's socket reads as EOF)."""
