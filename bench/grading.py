@@ -1,0 +1,134 @@
+"""Benchmark: grading a class of student labs with pytest-xdist.
+
+Builds N student-like labs side by side (the way tests/grading builds them: typed as the
+workshop, busybox-only `alpine` for a and b; the usual mistakes and the complete lab, in
+turn), writes the class file, and times `pytest -n 2 --vlanlb-class` over them (and serial,
+for the speed-up), as an instructor would run it. The labs are built once, before timing,
+and removed at the end. Usage (as root, after scripts/setup):
+
+    .venv/bin/python bench/grading.py [--students 20] [--rounds 3]
+
+Prints wall times per round, the medians, seconds per environment, and the -n 2 speed-up.
+Target: 20 environments within 20 s with -n 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from grading.conftest import (  # noqa: E402  (the student-like labs of the grading tests)
+    BUSYBOX,
+    StudentLab,
+    build_student_lab,
+    busybox_rootfs,
+    remove_student_lab,
+)
+from grading.workshop import USUAL, VARIANTS  # noqa: E402
+
+from pytest_vlanlb.image import ImageRecipe, import_rootfs  # noqa: E402
+from pytest_vlanlb.lab import remove_leftovers  # noqa: E402
+from pytest_vlanlb.podman_service import PodmanService, start_service  # noqa: E402
+
+TARGET_SECONDS = 20.0
+
+
+def student_image(service: PodmanService) -> str:
+    client = service.client()
+    tag = "localhost/vlanlb-bench-student-busybox:latest"
+    if not client.images.exists(tag):
+        if not BUSYBOX.exists():
+            sys.exit(f"{BUSYBOX} is missing: run scripts/setup")
+        with tempfile.TemporaryDirectory() as folder:
+            rootfs = Path(folder) / "rootfs.tar"
+            rootfs.write_bytes(busybox_rootfs())
+            import_rootfs(client, rootfs, tag, ("sleep", "infinity"))
+    return tag
+
+
+@contextlib.contextmanager
+def student_labs(service: PodmanService, students: int) -> Iterator[dict[str, StudentLab]]:
+    client = service.client()
+    remove_leftovers(client)
+    busybox = student_image(service)
+    node = ImageRecipe().tag
+    labs: dict[str, StudentLab] = {}
+    try:
+        for number in range(1, students + 1):
+            variant = USUAL[(number - 1) % len(USUAL)]
+            router = busybox if VARIANTS[variant].router_image == "busybox" else node
+            name = f"s{number:02d}"
+            labs[name] = build_student_lab(
+                client, f"bench-{name}-", router, busybox, busybox, variant
+            )
+        yield labs
+    finally:
+        for lab in labs.values():
+            remove_student_lab(client, lab)
+
+
+def grade(work: Path, service: PodmanService, *xdist: str) -> float:
+    command = [
+        str(ROOT / ".venv/bin/pytest"),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *xdist,
+        "--vlanlb-class",
+        "class.yaml",
+        f"--vlanlb-url={service.url}",
+        "--vlanlb-report",
+        "reports",
+    ]
+    start = time.perf_counter()
+    run = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    # Students' mistakes fail their steps (exit 1); anything else is the grader's failure.
+    if run.returncode not in (0, 1) or "vlanlb grade:" not in run.stdout:
+        sys.exit(f"grading failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    service = start_service(backend="netavark")
+    try:
+        print(f"building {args.students} student-like labs ...", flush=True)
+        with student_labs(service, args.students) as labs, tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            lines = ["environments:"]
+            for name, lab in labs.items():
+                lines += [f"  - name: {name}", f"    prefix: {lab.prefix}"]
+            (work / "class.yaml").write_text("\n".join(lines) + "\n")
+            contenders = {"-n 2": ("-n", "2", "--dist", "loadscope"), "serial": ()}
+            times: dict[str, list[float]] = {name: [] for name in contenders}
+            for round_ in range(1, args.rounds + 1):
+                for name, xdist in contenders.items():
+                    times[name].append(grade(work, service, *xdist))
+                    print(f"round {round_}: {name:6} {times[name][-1]:6.1f} s", flush=True)
+    finally:
+        service.stop()
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\nmedians of {args.rounds} round(s), {args.students} environments:")
+    for name, value in median.items():
+        print(f"  {name:6} {value:6.1f} s  ({value / args.students:.2f} s per environment)")
+    verdict = "meets" if median["-n 2"] <= TARGET_SECONDS else "misses"
+    print(f"-n 2: {median['-n 2']:.1f} s ({verdict} the {TARGET_SECONDS:g} s target)")
+    print(f"-n 2 speed-up over serial: {median['serial'] / median['-n 2']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
