@@ -19,6 +19,7 @@ import contextlib
 import ipaddress
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +52,13 @@ class Lab:
     nodes: dict[str, Node] = field(default_factory=dict)
     network_backend: str = "netavark"  # the podman service's network backend: netavark or cni
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # facts read once per lab
-    _undo: list[tuple[str, Undo]] = field(default_factory=list, repr=False)
+    _undo: list[tuple[str, Undo, str | None]] = field(default_factory=list, repr=False)
 
-    def on_teardown(self, what: str, undo: Undo) -> None:
-        """Register how to remove something just built; teardown runs these in reverse."""
-        self._undo.append((what, undo))
+    def on_teardown(self, what: str, undo: Undo, batch: str | None = None) -> None:
+        """Register how to remove something just built; teardown runs these in reverse.
+
+        Consecutive undos of one `batch` (the containers) run at the same time."""
+        self._undo.append((what, undo, batch))
 
     def node(self, name: str) -> Node:
         try:
@@ -91,13 +94,16 @@ class Lab:
 
     def teardown(self) -> list[str]:
         """Undo every build step in reverse; returns the errors it met (never raises)."""
-        errors = []
+        errors: list[str] = []
         while self._undo:
-            what, undo = self._undo.pop()
-            try:
-                undo()
-            except Exception as exc:
-                errors.append(f"removing {what}: {exc}")
+            group = [self._undo.pop()]
+            while group[0][2] is not None and self._undo and self._undo[-1][2] == group[0][2]:
+                group.append(self._undo.pop())
+            with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                outcomes = [(what, pool.submit(undo)) for what, undo, _ in group]
+            for what, outcome in outcomes:
+                if (exc := outcome.exception()) is not None:
+                    errors.append(f"removing {what}: {exc}")
         return errors
 
     def describe(self) -> str:
@@ -125,10 +131,13 @@ def build_lab(
         lab.on_teardown("host links", lambda: delete_links(wires.links))
         for segment in topology.segments.values():
             _create_network(lab, segment.name)
-        for spec in topology.nodes.values():
-            _create_node(lab, spec.name, image)
-        for node in lab.nodes.values():
-            _check_tools(node, image)
+        # The nodes at the same time (each one's interfaces still in order): podman spends
+        # most of a container's start waiting, not working.
+        with ThreadPoolExecutor(max_workers=len(topology.nodes)) as pool:
+            built = [pool.submit(_create_node, lab, name, image) for name in topology.nodes]
+        for outcome in built:
+            outcome.result()  # the first failure, once every node got as far as it could
+        lab.nodes = {name: lab.nodes[name] for name in topology.nodes}  # topology order
     except BaseException as exc:
         errors = lab.teardown()
         if errors:
@@ -197,18 +206,24 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
         create_args["sysctls"] = {"net.ipv4.ip_forward": "1"}
     container = lab.podman.containers.create(image, **create_args)
     name = str(container.name)
-    # Looked up at undo time through lab.podman: the service may have been restarted since.
-    lab.on_teardown(f"container {name}", lambda: _remove_container(lab.podman, name))
+
+    def remove() -> None:
+        if node_name in lab.nodes:
+            lab.nodes[node_name].close_shells()
+        # Looked up through lab.podman: the service may have been restarted since.
+        _remove_container(lab.podman, name)
+
+    lab.on_teardown(f"container {name}", remove, batch="containers")
     container.start()
     for interface in rest:  # connected after start, in order, as the workshop does
         network = network_named(lab.podman, _network_for(lab, interface.segment))
         network.connect(container, ipv4_address=str(podman_address(interface)), compatible=True)
     container.reload()
     node = Node(spec, container)
-    lab.on_teardown(f"shells in {name}", node.close_shells)
+    lab.nodes[node_name] = node
     for segment, parking in parked.items():
         _take_over_gateway(node, lab.topology.segments[segment], parking)
-    lab.nodes[node_name] = node
+    _check_tools(node, image)
 
 
 def parking_address(topology: Topology, segment: str) -> ipaddress.IPv4Address:
