@@ -125,9 +125,17 @@ def containers_conf(backend: str | None = None, stop_timeout: int | None = None)
     return "\n".join(lines) + "\n"
 
 
-def service_facts(url: str) -> tuple[str, str]:
-    """(podman version, network backend) of the service at `url`."""
+def service_facts(url: str, backend: str | None = None) -> tuple[str, str]:
+    """(podman version, network backend) of the service at `url`.
+
+    With the backend known (we started the service and named it), the version comes from
+    the ping's Libpod-Api-Version header (milliseconds); else from /info (0.3-0.6 s: podman
+    gathers storage and runtime facts for it)."""
     with podman.PodmanClient(base_url=url, timeout=30) as client:
+        if backend is not None:
+            version = client.api.get("/_ping").headers.get("Libpod-Api-Version")
+            if version:
+                return str(version), backend
         info: dict[str, Any] = client.info()  # type: ignore[no-untyped-call]
     host = info.get("host", {})
     version = str(info.get("version", {}).get("Version", "?"))
@@ -241,7 +249,7 @@ def _reach(url: str, identity: str | None) -> PodmanService:
 
 def _checked(service: PodmanService, backend: str) -> PodmanService:
     try:
-        service.version, service.backend = service_facts(service.api_url)
+        service.version, service.backend = service_facts(service.api_url, service.started_with)
         check_version(service.version, service.url)
         if backend not in ("auto", "default", service.backend):
             raise PreflightError(

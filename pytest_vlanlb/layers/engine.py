@@ -69,7 +69,8 @@ def run_steps(
             def settled(step: Step = step, node: Node = node) -> bool:
                 return step.settled(node, facts[node.name], undo)
 
-            if not wait_until(settled, timeout=5.0):
+            # Checks cost a millisecond or two through the node's shell: poll often.
+            if not wait_until(settled, timeout=5.0, interval=0.01):
                 raise LabBuildError(
                     f"{step.describe(facts[node.name])} on {node.name} did not take effect "
                     "within 5s"
