@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .document.items import (
-    DocumentSession,
-    check_not_distributed,
-    document_items,
-    load_documents,
-)
 from .errors import VlanlbError
-from .grading import Environment, GradeReport, grading_collectors, load_class, parse_names
 from .health import lab_breakage
 from .lab import Lab
 from .layers import FIREWALL_VARIANTS, LayerStack
@@ -23,6 +17,10 @@ from .node import Node
 from .podman_service import PodmanService
 from .session import LabConfig, podman_service, preflight, running_lab
 from .topology import Topology, load_topology, resolve_topology, topology_dirs
+
+if TYPE_CHECKING:  # document mode and grading are imported when asked for (startup time)
+    from .document.items import DocumentSession
+    from .grading import Environment, GradeReport
 
 OPTIONS: list[tuple[str, dict[str, object]]] = [
     ("topology", {"default": "basic", "help": "topology name from topologies/ or a YAML path"}),
@@ -161,6 +159,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if documents:
             _configure_documents(config, documents)
         if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
+            from .grading import GradeReport
+
             grade = GradeReport(
                 _environments(config),
                 config.stash[_TOPOLOGY],
@@ -193,6 +193,8 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
         raise VlanlbError(
             "--vlanlb-doc runs the documents' steps only: run test files in another pytest call"
         )
+    from .document.items import DocumentSession, check_not_distributed, load_documents
+
     check_not_distributed(config)
     timeout = config.getoption("vlanlb_doc_timeout")
     if timeout is None:
@@ -210,9 +212,12 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
         progress=_progress(config),
     )
     config.pluginmanager.register(session, DocumentSession.PLUGIN_NAME)
+    config.stash[_DOCUMENTS] = session
 
 
 def _environments(config: pytest.Config) -> list[Environment]:
+    from .grading import Environment, load_class, parse_names
+
     url = _option(config, "url")
     class_file = config.getoption("vlanlb_class")
     if class_file:
@@ -220,7 +225,8 @@ def _environments(config: pytest.Config) -> list[Environment]:
     return [Environment("default", url, parse_names(config.getoption("vlanlb_names")))]
 
 
-_GRADE = pytest.StashKey[GradeReport]()
+_GRADE: pytest.StashKey[GradeReport] = pytest.StashKey()
+_DOCUMENTS: pytest.StashKey[DocumentSession] = pytest.StashKey()
 
 
 _TOPOLOGY = pytest.StashKey[Topology]()
@@ -232,8 +238,8 @@ def _load(config: pytest.Config) -> Topology:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    documents = config.pluginmanager.get_plugin(DocumentSession.PLUGIN_NAME)
-    if isinstance(documents, DocumentSession):
+    if _DOCUMENTS in config.stash:
+        documents = config.stash[_DOCUMENTS]
         names = ", ".join(str(d.path) for d in documents.documents)
         return (
             f"vlanlb: documents {names}; network backend {documents.backend}, "
@@ -262,16 +268,19 @@ _LAB_FIXTURES = {
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    documents = config.pluginmanager.get_plugin(DocumentSession.PLUGIN_NAME)
-    if isinstance(documents, DocumentSession):
+    if _DOCUMENTS in config.stash:
+        from .document.items import document_items
+
         if items:
             config.hook.pytest_deselected(items=list(items))
-        items[:] = document_items(session, documents.documents)
+        items[:] = document_items(session, config.stash[_DOCUMENTS].documents)
         return
     if _GRADE in config.stash:
         # Grading mode builds nothing: the test items are the steps of each environment.
         if items:
             config.hook.pytest_deselected(items=list(items))
+        from .grading import grading_collectors
+
         environments = list(config.stash[_GRADE].environments.values())
         items[:] = grading_collectors(session, environments, config.stash[_TOPOLOGY])
         return
