@@ -125,17 +125,17 @@ def containers_conf(backend: str | None = None, stop_timeout: int | None = None)
     return "\n".join(lines) + "\n"
 
 
-def service_facts(url: str, backend: str | None = None) -> tuple[str, str]:
-    """(podman version, network backend) of the service at `url`.
-
-    With the backend known (we started the service and named it), the version comes from
-    the ping's Libpod-Api-Version header (milliseconds); else from /info (0.3-0.6 s: podman
-    gathers storage and runtime facts for it)."""
+def service_version(url: str) -> str:
+    """The podman version of the service at `url`, from its ping's Libpod-Api-Version header
+    (milliseconds; /info takes 0.3-0.6 s, podman gathers storage and runtime facts for it)."""
     with podman.PodmanClient(base_url=url, timeout=30) as client:
-        if backend is not None:
-            version = client.api.get("/_ping").headers.get("Libpod-Api-Version")
-            if version:
-                return str(version), backend
+        version = client.api.get("/_ping").headers.get("Libpod-Api-Version")
+    return str(version) if version else service_facts(url)[0]
+
+
+def service_facts(url: str) -> tuple[str, str]:
+    """(podman version, network backend) of the service at `url`, from /info."""
+    with podman.PodmanClient(base_url=url, timeout=30) as client:
         info: dict[str, Any] = client.info()  # type: ignore[no-untyped-call]
     host = info.get("host", {})
     version = str(info.get("version", {}).get("Version", "?"))
@@ -163,9 +163,16 @@ class PodmanService:
     workdir: Path | None = None
     log: Path | None = field(default=None)
     version: str = ""
-    backend: str = ""  # netavark or cni, as the service reports it
+    _backend: str = ""  # netavark or cni: the one we named, or as the service reports it
     started_with: str | None = None  # the backend we asked for, when we started it
     tunnel: SshTunnel | None = None  # for an ssh:// URL: the local end we talk to
+
+    @property
+    def backend(self) -> str:
+        """The service's network backend (asked for once, when first needed: /info is slow)."""
+        if not self._backend:
+            self._backend = service_facts(self.api_url)[1]
+        return self._backend
 
     @property
     def api_url(self) -> str:
@@ -249,7 +256,8 @@ def _reach(url: str, identity: str | None) -> PodmanService:
 
 def _checked(service: PodmanService, backend: str) -> PodmanService:
     try:
-        service.version, service.backend = service_facts(service.api_url, service.started_with)
+        service.version = service_version(service.api_url)
+        service._backend = service.started_with or ""
         check_version(service.version, service.url)
         if backend not in ("auto", "default", service.backend):
             raise PreflightError(

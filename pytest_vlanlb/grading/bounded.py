@@ -4,8 +4,9 @@ A student's container may hold anything: a `ping` that is `sleep 100000`, a serv
 answers forever. Every grading command therefore runs under a small POSIX sh wrapper (dash,
 ash and bash alike) that
 
-- starts the command in the background and polls it; past the bound it is killed (-9) and
-  the wrapper says so;
+- starts the command in the background and polls it, at 2 ms, then 4, 8 ... up to 64 ms
+  apart (a quick command costs a few ms, not a whole tick); past the bound it is killed (-9)
+  and the wrapper says so;
 - pipes stdout and stderr through `head -c`, so an endless answer ends in SIGPIPE instead of
   hundreds of megabytes read back through the API;
 - waits for everything it started, so no process and no zombie of ours is left (busybox
@@ -21,19 +22,20 @@ from ..node import ExecResult, Node
 
 BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 2 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
-_POLL = 0.05
 _RC = "@@vlanlb-rc="
 _KILLED = "@@vlanlb-killed@@"
 
-# $1...: the command. A zombie child still "exists" for kill -0, so its state is read.
+# $1...: the command. A zombie child still "exists" for kill -0, so its state is read (the
+# fields after comm's closing parenthesis: comm may hold spaces). Times in ms.
 _WRAPPER = f"""
 "$@" & p=$!
-n=0
+waited=0; d=2
 while [ -e /proc/$p ]; do
   read -r s < /proc/$p/stat 2>/dev/null || break
-  set -- $s; [ "$3" = Z ] && break
-  if [ $n -ge {{ticks}} ]; then kill -9 $p 2>/dev/null; echo {_KILLED} >&2; break; fi
-  sleep {_POLL}; n=$((n+1))
+  set -- ${{{{s##*) }}}}; [ "$1" = Z ] && break
+  if [ $waited -ge {{bound_ms}} ]; then kill -9 $p 2>/dev/null; echo {_KILLED} >&2; break; fi
+  if [ $d -lt 10 ]; then sleep 0.00$d; else sleep 0.0$d; fi
+  waited=$((waited+d)); [ $d -lt 50 ] && d=$((d*2))
 done
 wait $p; echo "{_RC}$?" >&2
 """
@@ -42,7 +44,7 @@ _BOUNDED = "{{ {{ {body} }} 2>&1 1>&3 3>&- | head -c {limit} >&2; }} 3>&1 | head
 
 def wrap(command: tuple[str, ...], bound: float = BOUND_SECONDS) -> list[str]:
     """The argv that runs `command` bounded (for `podman exec`)."""
-    body = _WRAPPER.format(ticks=int(bound / _POLL))
+    body = _WRAPPER.format(bound_ms=int(bound * 1000))
     script = _BOUNDED.format(body=body, limit=OUTPUT_LIMIT)
     return ["/bin/sh", "-c", script, "vlanlb-bounded", *command]
 
