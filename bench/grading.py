@@ -4,7 +4,8 @@ Builds N student-like labs side by side (the way tests/grading builds them: type
 workshop, busybox-only `alpine` for a and b; the usual mistakes and the complete lab, in
 turn), writes the class file, and times `pytest -n 2 --vlanlb-class` over them (and serial,
 for the speed-up), as an instructor would run it. The labs are built once, before timing,
-and removed at the end. Usage (as root, after scripts/setup):
+and removed at the end; before each timed run, the exec sessions of what ran before are let
+finish (bench/sessions.py). Usage (as root, after scripts/setup):
 
     .venv/bin/python bench/grading.py [--students 20] [--rounds 3]
 
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from grading.conftest import (  # noqa: E402  (the student-like labs of the grading tests)
     BUSYBOX,
@@ -35,12 +36,14 @@ from grading.conftest import (  # noqa: E402  (the student-like labs of the grad
     remove_student_lab,
 )
 from grading.workshop import USUAL, VARIANTS  # noqa: E402
+from sessions import drain, exec_conmons  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs  # noqa: E402
 from pytest_vlanlb.lab import remove_leftovers  # noqa: E402
 from pytest_vlanlb.podman_service import PodmanService, start_service  # noqa: E402
 
 TARGET_SECONDS = 20.0
+SESSIONS: list[int] = []  # exec sessions (conmon processes) each grading run opened
 
 
 def student_image(service: PodmanService) -> str:
@@ -90,9 +93,11 @@ def grade(work: Path, service: PodmanService, *xdist: str) -> float:
         "--vlanlb-report",
         "reports",
     ]
-    start = time.perf_counter()
+    drain()  # the labs' build, or the run before, ends its exec sessions on its own time
+    epoch, start = time.time(), time.perf_counter()
     run = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    SESSIONS.append(exec_conmons(since=epoch))
     # Students' mistakes fail their steps (exit 1); anything else is the grader's failure.
     if run.returncode not in (0, 1) or "vlanlb grade:" not in run.stdout:
         sys.exit(f"grading failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
@@ -128,6 +133,7 @@ def main() -> None:
     verdict = "meets" if median["-n 2"] <= TARGET_SECONDS else "misses"
     print(f"-n 2: {median['-n 2']:.1f} s ({verdict} the {TARGET_SECONDS:g} s target)")
     print(f"-n 2 speed-up over serial: {median['serial'] / median['-n 2']:.2f}x")
+    print(f"exec sessions (conmon processes) opened per grading run: {SESSIONS}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ noisy host. Two baselines, both bench/workshop_plain.sh:
     suite's probe timeouts, one podman command at a time.
 Also measured: the lab's build + teardown for `pytest` on one test (its setup and teardown,
 read from --durations), the speed-up of `-n 2`, and how many exec sessions (conmon
-processes) the serial suite left behind. Usage (as root, after scripts/setup):
+processes) the serial suite opened. Before each timed run, the exec sessions of the one
+before are let finish (bench/sessions.py). Usage (as root, after scripts/setup):
 
     .venv/bin/python bench/run.py [--rounds N]
 
@@ -28,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from sessions import drain, exec_conmons  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.image import ImageRecipe  # noqa: E402
 
@@ -58,29 +61,6 @@ def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, s
     return elapsed, result.stdout
 
 
-def exec_conmons_since(epoch: float) -> int:
-    """conmon processes of exec sessions started after `epoch` (each lingers for podman's
-    exit_command_delay after its session ends: a count of the sessions a run opened)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    boot = next(
-        float(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime ")
-    )
-    count = 0
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
-        if not cmdline[0].endswith(b"conmon") or b"--exec-attach" not in cmdline:
-            continue
-        started = boot + int(stat.rsplit(")", 1)[1].split()[19]) / ticks
-        count += started >= epoch
-    return count
-
-
 def lab_build_and_teardown() -> float:
     """`pytest` on one test: its setup (service, image check, lab build) + its teardown."""
     _, out = run([*PYTEST, "-vv", "--durations=0", ONE_TEST])
@@ -100,7 +80,7 @@ def main() -> None:
     def serial() -> float:
         start = time.time()
         elapsed, _ = run(MAIN_JOB)
-        conmons.append(exec_conmons_since(start))
+        conmons.append(exec_conmons(since=start))
         return elapsed
 
     contenders: dict[str, Callable[[], float]] = {
@@ -113,6 +93,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(1, args.rounds + 1):
         for name, measure in contenders.items():  # interleaved: drift hits all alike
+            drain()  # the previous run's exec sessions end on their own time, not this run's
             times[name].append(measure())
             print(f"round {round_}: {name:25} {times[name][-1]:6.2f} s", flush=True)
     median = {name: statistics.median(values) for name, values in times.items()}

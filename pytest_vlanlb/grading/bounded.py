@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..node import ExecResult, Node
 
-BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 2 s, ping -W 1)
+BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 1 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
 _RC = "@@vlanlb-rc="
 _KILLED = "@@vlanlb-killed@@"

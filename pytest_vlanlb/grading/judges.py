@@ -97,7 +97,7 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     def probes() -> tuple[PingResult, HttpResult, PingResult]:
         pinged, got, b_up = run_together(
             lambda: ping_portable(a, lab.backend),
-            lambda: lab.http(a, lab.backend_url, curl=curl, timeout=1, retry_refused=False),
+            lambda: lab.http(a, lab.backend_url, curl=curl, retry_refused=False),
             lambda: ping_portable(router, lab.backend),  # is b there at all?
         )
         return pinged, got, b_up  # type: ignore[return-value]

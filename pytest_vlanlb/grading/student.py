@@ -3,6 +3,7 @@ steps judge from the same observation (dnat, snat and vip-curl share one request
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import time
@@ -14,7 +15,8 @@ from podman.errors import NotFound
 
 from ..counters import Observation, observe
 from ..lookup import container_named
-from ..probes import HttpOutcome, HttpResult, classify_wget, http_get
+from ..node import Node
+from ..probes import HttpOutcome, HttpResult, classify_wget, http_get, run_together
 from ..topology import NodeSpec, Role, Topology
 from ..waiting import wait_until
 from .bounded import BoundedNode
@@ -93,6 +95,9 @@ class StudentLab:
                 problems.append(f"container {name!r} ({label}) is not running")
                 continue
             found[role] = BoundedNode(spec, container)
+        # Each node's shell is opened at once, side by side, rather than by its first probe
+        # (`:` is the shell's own no-op: nothing of the student's runs).
+        run_together(*[lambda n=node: _open_shell(n) for node in found.values()])
         return found, problems
 
     # --- probes, each made once -------------------------------------------------------------
@@ -141,17 +146,19 @@ class StudentLab:
         url: str,
         *,
         curl: bool,
-        timeout: int = 2,
+        timeout: int = 1,
         retry_refused: bool = True,
     ) -> HttpResult:
-        """A GET; a refusal is retried briefly, since the workshop's nc loop has a gap."""
+        """A GET; a refusal is retried for 0.3 s, since the workshop's nc loop has a gap (the
+        milliseconds between two nc processes). 1 s is a thousand round trips on a segment:
+        an answer that is coming has come."""
         results: list[HttpResult] = []
 
         def attempt() -> bool:
             results.append(self._get(node, url, timeout=timeout, curl=curl))
             return not retry_refused or results[-1].outcome is not HttpOutcome.REFUSED
 
-        wait_until(attempt, timeout=0.6, interval=0.2)
+        wait_until(attempt, timeout=0.3, interval=0.05)
         return results[-1]
 
     @staticmethod
@@ -169,6 +176,11 @@ class StudentLab:
             detail = result.stderr.strip() or f"wget exited {result.rc}"
         outcome = classify_wget(result.rc, result.stderr)
         return HttpResult(url, outcome, result.stdout, detail, elapsed)
+
+
+def _open_shell(node: Node) -> None:
+    with contextlib.suppress(Exception):  # only earlier: the probes meet any problem again
+        Node.exec(node, ":")
 
 
 _INET = re.compile(r"^\s+inet (\d+\.\d+\.\d+\.\d+/\d+)")
