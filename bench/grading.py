@@ -36,7 +36,7 @@ from grading.conftest import (  # noqa: E402  (the student-like labs of the grad
     remove_student_lab,
 )
 from grading.workshop import USUAL, VARIANTS  # noqa: E402
-from sessions import drain, exec_conmons  # noqa: E402  (bench/sessions.py)
+from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs  # noqa: E402
 from pytest_vlanlb.lab import remove_leftovers  # noqa: E402
@@ -97,7 +97,7 @@ def grade(work: Path, service: PodmanService, *xdist: str) -> float:
     epoch, start = time.time(), time.perf_counter()
     run = subprocess.run(command, cwd=work, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
-    SESSIONS.append(exec_conmons(since=epoch))
+    SESSIONS.append(sessions_since(epoch))
     # Students' mistakes fail their steps (exit 1); anything else is the grader's failure.
     if run.returncode not in (0, 1) or "vlanlb grade:" not in run.stdout:
         sys.exit(f"grading failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")

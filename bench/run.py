@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from sessions import drain, exec_conmons  # noqa: E402  (bench/sessions.py)
+from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.image import ImageRecipe  # noqa: E402
 
@@ -80,7 +80,7 @@ def main() -> None:
     def serial() -> float:
         start = time.time()
         elapsed, _ = run(MAIN_JOB)
-        conmons.append(exec_conmons(since=start))
+        conmons.append(sessions_since(start))
         return elapsed
 
     contenders: dict[str, Callable[[], float]] = {
