@@ -69,14 +69,25 @@ class Node:
     def container_name(self) -> str:
         return str(self.container.name)
 
+    def open_shells(self, count: int) -> None:
+        """Open the shells `count` commands at once will need, side by side, now."""
+        if not self._one_exec_each:
+            try:
+                self._pool().open_idle(count)
+            except ShellUnavailable:
+                self._one_exec_each = True
+
+    def _pool(self) -> ShellPool:
+        if self._shells is None:
+            self._shells = ShellPool(self.container)
+        return self._shells
+
     def exec(self, *command: str) -> ExecResult:
         """Run a command in the node, through its long-lived shells where podman allows."""
         if not self._one_exec_each:
-            if self._shells is None:
-                self._shells = ShellPool(self.container)
             try:
                 client = self.container.client  # its timeout bounds a command, as for exec_run
-                rc, out, err = self._shells.run(command, client.timeout if client else None)
+                rc, out, err = self._pool().run(command, client.timeout if client else None)
             except ShellUnavailable:
                 self._one_exec_each = True  # e.g. an image without /bin/sh
             else:

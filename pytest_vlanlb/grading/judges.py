@@ -16,7 +16,7 @@ from ..probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_tog
 from ..topology import Role
 from .bounded import OUTPUT_LIMIT
 from .hints import Hints
-from .student import StudentLab
+from .student import SILENCE, StudentLab
 from .verdict import Verdict
 
 
@@ -96,8 +96,8 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
 
     def probes() -> tuple[PingResult, HttpResult, PingResult]:
         pinged, got, b_up = run_together(
-            lambda: ping_portable(a, lab.backend),
-            lambda: lab.http(a, lab.backend_url, curl=curl, retry_refused=False),
+            lambda: lab.ping_for_silence(a, lab.backend),
+            lambda: lab.http(a, lab.backend_url, curl=curl, timeout=SILENCE, retry_refused=False),
             lambda: ping_portable(router, lab.backend),  # is b there at all?
         )
         return pinged, got, b_up  # type: ignore[return-value]

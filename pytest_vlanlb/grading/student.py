@@ -16,13 +16,25 @@ from podman.errors import NotFound
 from ..counters import Observation, observe
 from ..lookup import container_named
 from ..node import Node
-from ..probes import HttpOutcome, HttpResult, classify_wget, http_get, run_together
+from ..probes import (
+    HttpOutcome,
+    HttpResult,
+    PingResult,
+    classify_wget,
+    http_get,
+    parse_ping,
+    run_together,
+)
 from ..topology import NodeSpec, Role, Topology
 from ..waiting import wait_until
 from .bounded import BoundedNode
 from .environments import Environment
 
 T = TypeVar("T")
+#: How long a probe that a step expects to go unanswered waits (Step 2's blocked a -> b):
+#: 500 round trips and more on a segment. Expected answers get 1 s (`http`), as a slow
+#: answer judged as none would fail a correct lab.
+SILENCE = 0.5
 #: The tools whose presence changes how a step is probed or what its hint says.
 TOOLS = ("curl", "wget", "ping", "nc", "iptables", "ip", "timeout")
 
@@ -95,9 +107,14 @@ class StudentLab:
                 problems.append(f"container {name!r} ({label}) is not running")
                 continue
             found[role] = BoundedNode(spec, container)
-        # Each node's shell is opened at once, side by side, rather than by its first probe
-        # (`:` is the shell's own no-op: nothing of the student's runs).
-        run_together(*[lambda n=node: _open_shell(n) for node in found.values()])
+        # The shells the probes need, opened side by side now rather than one by one by the
+        # probes (the firewall step probes twice from a at once).
+        run_together(
+            *[
+                lambda n=node, r=role: _open_shells(n, 2 if r is Role.CLIENT else 1)
+                for r, node in found.items()
+            ]
+        )
         return found, problems
 
     # --- probes, each made once -------------------------------------------------------------
@@ -140,13 +157,24 @@ class StudentLab:
 
         return self._once("vip-request", probe)
 
+    @staticmethod
+    def ping_for_silence(node: BoundedNode, target: str) -> PingResult:
+        """One echo request a step expects to go unanswered, judged after SILENCE seconds.
+
+        busybox ping waits whole seconds (-W 1), so it is stopped at SILENCE instead: no reply
+        by then is none. A reply arrives in well under a millisecond on a segment."""
+        result = node.exec_within(SILENCE, "ping", "-c", "1", "-W", "1", target)
+        if result.rc == 124:  # stopped at SILENCE: nothing came back
+            return PingResult(target, 1, 0, (), f"no reply within {SILENCE:g}s")
+        return parse_ping(target, result.stdout + result.stderr)
+
     def http(
         self,
         node: BoundedNode,
         url: str,
         *,
         curl: bool,
-        timeout: int = 1,
+        timeout: float = 1.0,
         retry_refused: bool = True,
     ) -> HttpResult:
         """A GET; a refusal is retried for 0.3 s, since the workshop's nc loop has a gap (the
@@ -162,7 +190,7 @@ class StudentLab:
         return results[-1]
 
     @staticmethod
-    def _get(node: BoundedNode, url: str, *, timeout: int, curl: bool) -> HttpResult:
+    def _get(node: BoundedNode, url: str, *, timeout: float, curl: bool) -> HttpResult:
         """GET with curl when the node has it, else busybox wget, killed after `timeout`
         (busybox's own `wget -T` crashes on a refused connection, `timeout` leaves zombies)."""
         if curl:
@@ -171,16 +199,16 @@ class StudentLab:
         result = node.exec_within(timeout, "wget", "-q", "-O", "-", url)
         elapsed = time.perf_counter() - start
         if result.rc == 124:  # killed at its limit: silence, as busybox `timeout` reported it
-            detail = f"no answer within {timeout}s"
+            detail = f"no answer within {timeout:g}s"
         else:
             detail = result.stderr.strip() or f"wget exited {result.rc}"
         outcome = classify_wget(result.rc, result.stderr)
         return HttpResult(url, outcome, result.stdout, detail, elapsed)
 
 
-def _open_shell(node: Node) -> None:
+def _open_shells(node: Node, count: int) -> None:
     with contextlib.suppress(Exception):  # only earlier: the probes meet any problem again
-        Node.exec(node, ":")
+        node.open_shells(count)
 
 
 _INET = re.compile(r"^\s+inet (\d+\.\d+\.\d+\.\d+/\d+)")
