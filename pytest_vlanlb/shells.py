@@ -139,7 +139,7 @@ class ExecShell:
             # nowhere; commands get the exec's stderr back as fd 2 from fd 3.
             sock.sendall(b"exec 3>&2 2>/dev/null\n")
             # It answers (it exists and reads stdin) with its pid, for _kill_tree.
-            _, pid, _ = shell_._run_script("echo $$", "echo $$", timeout=10.0)
+            _, pid, _ = shell_._run_script("echo $$", timeout=10.0)
             shell_.pid = int(pid)
         except (OSError, ShellBroken, ShellTimeout, ValueError) as exc:
             shell_.close()
@@ -153,14 +153,12 @@ class ExecShell:
         and ShellTimeout is raised."""
         line = shlex.join(command)
         try:
-            return self._run_script(line, line, timeout)
+            return self._run_script(line, timeout)
         except ShellTimeout:
             self._kill_tree()
             raise
 
-    def _run_script(
-        self, script: str, what: str, timeout: float | None
-    ) -> tuple[int, bytes, bytes]:
+    def _run_script(self, script: str, timeout: float | None) -> tuple[int, bytes, bytes]:
         mark = secrets.token_hex(16).encode()
         framed = (
             f"( {script} 2>&3 3>&- ) </dev/null; "
@@ -177,7 +175,7 @@ class ExecShell:
         rc: int | None = None
         err_done = False
         while rc is None or not err_done:
-            stream, payload = self._frame(deadline, what)
+            stream, payload = self._frame(deadline, script)
             if stream == _STDOUT:
                 out += payload
                 if ended := out_end.search(out, max(0, len(out) - 64)):
