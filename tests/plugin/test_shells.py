@@ -9,6 +9,7 @@ import pytest
 
 from pytest_vlanlb.node import Node, exec_in
 from pytest_vlanlb.shells import ShellPool, ShellTimeout, ShellUnavailable
+from pytest_vlanlb.waiting import wait_until
 
 #: Commands whose output and exit status must come back exactly as one API exec gives them.
 SAME_AS_ONE_EXEC = [
@@ -90,6 +91,9 @@ def test_a_shell_killed_from_outside_is_replaced(pool, vlanlb_backend):
     assert pool.run(("true",), 30)[0] == 0
     (shell,) = pool._idle
     exec_in(vlanlb_backend.container, ["sh", "-c", f"kill -9 {shell.pid}"]).check()
+    # podman closes the session's stream a moment after the shell dies (seen: 1 run in ~5
+    # reused it before); once it has, the pool must see the shell is gone and replace it.
+    assert wait_until(lambda: not shell.idle_and_alive(), timeout=10)
     assert pool.run(("echo", "again"), 30) == (0, b"again\n", b"")
     assert pool.opened == 2
 
