@@ -23,3 +23,9 @@ def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def kill_with_parent() -> None:
+    """For preexec_fn: SIGKILL when pytest dies, for a child that ignores SIGTERM (unshare)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

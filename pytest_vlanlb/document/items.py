@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from ..errors import PreflightError, VlanlbError
-from ..podman_service import PodmanService, connect
+from ..podman_service import PodmanService, connect, service_version
 from ..session import preflight
+from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .report import as_data, describe
-from .runner import DocumentRun, StepVerdict, is_runnable
+from .runner import DocumentRun, StepVerdict, is_runnable, typed_commands
 
 STEP_PROPERTY = "vlanlb_document_step"
 
@@ -150,22 +151,32 @@ class DocumentSession:
         if self._run is None:
             try:
                 preflight()
-                # The documents' podman CLI and our API client must see the same networks:
-                # one backend for both (auto: podman's own choice, as the user's CLI has it).
-                requested = "default" if self.backend == "auto" else self.backend
-                self.service = connect(None, backend=requested)
+                # The host's podman provides the images (built once); the documents then use
+                # the sandbox's own podman, with the backend asked for (auto: podman's choice).
+                self.service = connect(None)
+                commands = [
+                    t.command
+                    for d in self.documents
+                    for s in d.sections
+                    if is_runnable(s)
+                    for t in typed_commands(d, s)
+                ]
                 self._run = DocumentRun(
                     self.service,
-                    self.service.backend,
+                    None if self.backend == "auto" else self.backend,
+                    nics=document_nics(commands),
                     image=self.image,
                     timeout=self.timeout,
                     keep=self.keep,
                     progress=self.progress,
                 )
+                self.service.stop()
+                self.service = None
+                sandbox = self._run.sandbox
                 self.progress(
-                    f"document lab {self._run.names.run_id}: {self.service.describe()}, "
-                    f"trunk {self._run.context.trunk} "
-                    + ("(802.1Q links)" if self._run.context.dot1q else "(8021q emulated by veth)")
+                    f"document sandbox {self._run.names.run_id}: podman "
+                    f"{service_version(sandbox.api_url)}, NICs {', '.join(sandbox.nics)}, "
+                    + ("802.1Q links" if self._run.context.dot1q else "8021q emulated by veth")
                 )
             except VlanlbError as exc:
                 self._run = exc  # once: every step then fails with this line
@@ -176,9 +187,7 @@ class DocumentSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         if isinstance(self._run, DocumentRun):
-            left = self._run.close()
-            if left:
-                self.progress("removed what the documents' own cleanup left: " + ", ".join(left))
+            self._run.close()
         if self.service is not None:
             self.service.stop()
             self.service = None

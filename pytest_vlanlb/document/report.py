@@ -40,8 +40,8 @@ def _outcome(outcome: Outcome, limit: float) -> list[str]:
         lines.append(f"{pad}rewritten: {note}")
     if plan.action is Action.SKIP:
         return [*lines, f"{pad}skipped: {plan.reason}"]
-    if plan.action is Action.UNMAPPED:
-        return [*lines, f"{pad}NOT RUN, the runner cannot map it: {plan.reason}"]
+    if plan.action is Action.REFUSED:
+        return [*lines, f"{pad}NOT RUN (no sandbox contains it): {plan.reason}"]
     if plan.action is Action.RUN and plan.script != typed.source:
         lines.append(f"{pad}ran: {one_line(plan.script)}")
     observed = outcome.observed

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import podman
 from podman.errors import APIError, NotFound
@@ -28,12 +27,11 @@ from podman.errors import APIError, NotFound
 from ..counters import Move, diff, explain, parse_counters
 from ..errors import PreflightError
 from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image
-from ..lab import remove_leftovers, remove_run
 from ..lookup import container_named
 from ..naming import RunNames
 from ..node import exec_in
-from ..podman_service import PodmanService, containers_conf, remove_stale_workdirs, sbin_path
-from ..wires import WireKind, create_wires, ip, kernel_supports_8021q
+from ..podman_service import PodmanService
+from ..wires import kernel_supports_8021q
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
 from .markdown import Document, Fence, Prose, Section
 from .promises import (
@@ -45,13 +43,32 @@ from .promises import (
     read_prose,
     running_containers,
 )
+from .sandbox import WIRE_NETNS, ensure_image_store, start_sandbox
 from .shell import Command, ShellSyntaxError, split_commands
 
 Progress = Callable[[str], None]
-#: The run's own folder (its containers.conf), found and removed after a crash.
-DOC_WORKDIR_PREFIX = "vlanlb-doc-"
 #: A repeat of a failed probe, for the counters: long enough for a few SYNs or echoes.
 REPEAT_LIMIT = 3.0
+# Each command runs in a fresh bash in the sandbox, as a terminal would run it: the variables
+# the earlier commands exported and the folder they left are restored first, and saved (and
+# sent to the runner after a marker on stderr) whatever way the command ends. Builtins only:
+# a document may have changed PATH.
+_SESSION = r"""
+__vlanlb_command=$1
+shift
+if [ -r /run/vlanlb/session ]; then . /run/vlanlb/session; fi
+cd "${__vlanlb_cwd:-$HOME}" 2>/dev/null || cd /
+__vlanlb_save() {
+    [ -d /run/vlanlb ] || mkdir -p /run/vlanlb
+    { export -p; printf '__vlanlb_cwd=%q\n' "$PWD"; } > /run/vlanlb/session
+    printf '\n%s\n' "$VLANLB_MARKER" >&2
+    for __vlanlb_name in $(compgen -e); do
+        printf '%s=%s\0' "$__vlanlb_name" "${!__vlanlb_name}" >&2
+    done
+}
+trap __vlanlb_save EXIT
+eval "$__vlanlb_command"
+"""
 
 
 @dataclass
@@ -87,7 +104,7 @@ class Outcome:
     @property
     def failed(self) -> bool:
         return (
-            self.plan.action is Action.UNMAPPED
+            self.plan.action is Action.REFUSED
             or not self.status_ok
             or any(not check.ok for _, check in self.checks)
         )
@@ -164,64 +181,32 @@ class Written:
 
 
 class DocumentRun:
-    """The lab of one session's documents: names, trunk, podman, and what the steps did."""
+    """The sandbox of one session's documents, and what their steps did in it."""
 
     def __init__(
         self,
         service: PodmanService,
         backend: str | None,
         *,
+        nics: tuple[str, ...] = ("eth0",),
         image: str | None = None,
         timeout: float = 15.0,
         keep: bool = False,
         progress: Progress = print,
     ) -> None:
-        self.service = service
-        self.client: podman.PodmanClient = service.client()
         self.timeout = timeout
         self.keep = keep
         self.progress = progress
-        for item in remove_leftovers(self.client):
-            progress(f"removed leftover {item.kind} {item.name} of crashed run {item.run_id}")
-        base = (
-            require_image(self.client, image)
-            if image
-            else ensure_image(self.client, ImageRecipe(), progress)
-        )
-        standin = ensure_alpine_standin(self.client, base, progress)
+        host = service.client()
+        base = require_image(host, image) if image else ensure_image(host, ImageRecipe(), progress)
+        standin = ensure_alpine_standin(host, base, progress)
+        store = ensure_image_store(host, standin)
         self.names = RunNames.new(keep=keep)
-        remove_stale_workdirs(Path(tempfile.gettempdir()), DOC_WORKDIR_PREFIX)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{DOC_WORKDIR_PREFIX}{self.names.run_id}-"))
-        (self.workdir / "owner").write_text(self.names.owner)
-        conf = self.workdir / "containers.conf"
-        # The CLI as the user's podman, but runc (crun fails on these hosts), ulimits this
-        # sandbox allows, and no 10 s wait when `rm -f` stops `sleep infinity` (it ignores
-        # SIGTERM): the same settings as the plugin's own service.
-        conf.write_text(containers_conf(backend, stop_timeout=0))
-        # The stand-in for the user's NIC: the lab's 802.1Q trunk (a labelled veth pair, up),
-        # with no VLAN of its own: the document's Step 1 makes those.
-        trunk = create_wires(WireKind.DOT1Q, self.names, []).links[0]
-        self.context = RunContext(self.names, trunk, kernel_supports_8021q(), standin)
-        self.base_env = {
-            "PATH": sbin_path(),
-            "HOME": os.environ.get("HOME", "/root"),
-            "LANG": "C.UTF-8",
-            "CONTAINERS_CONF": str(conf),
-        }
+        self.sandbox = start_sandbox(self.names.run_id, store, nics, backend=backend, keep=keep)
+        self.client: podman.PodmanClient = self.sandbox.client()
+        self.context = RunContext(kernel_supports_8021q())
         self.written: list[Written] = []
-
-    # --- the lab's host side --------------------------------------------------------------
-
-    def _emulate_vlan(self, name: str, vlan: str) -> Observed:
-        peer = f"{self.context.trunk[:-1]}w{vlan}"[:15]
-        result = ip("link", "add", name, "type", "veth", "peer", "name", peer, check=False)
-        if result.returncode != 0:
-            return Observed(result.returncode, result.stdout, result.stderr, 0.0)
-        for link in (name, peer):
-            ip("link", "set", "dev", link, "alias", self.names.link_alias)
-        ip("link", "set", "dev", peer, "up")
-        self.context.links.update((name, peer))
-        return Observed(0, "", "", 0.0)
+        self._marker = f"vlanlb-env-{secrets.token_hex(8)}"
 
     # --- running ---------------------------------------------------------------------------
 
@@ -234,71 +219,65 @@ class DocumentRun:
         return verdict
 
     def _running(self, name: str) -> Check:
-        mapped = self.context.container(name)
         try:
-            container = container_named(self.client, mapped)
+            container = container_named(self.client, name)
         except NotFound:
-            return Check(False, f"no container {mapped} (run the earlier document first)")
+            return Check(False, f"no container {name} (run the earlier document first)")
         except APIError as exc:  # e.g. a half-connected container podman cannot inspect
-            return Check(False, f"podman cannot inspect {mapped}: {exc.explanation or exc}")
+            return Check(False, f"podman cannot inspect {name}: {exc.explanation or exc}")
         state = container.attrs.get("State", {})
         status = state.get("Status") if isinstance(state, dict) else str(state)
-        return Check(status == "running", f"{mapped} is {status}")
+        return Check(status == "running", f"{name} is {status}")
 
     def _run(self, typed: Typed) -> Outcome:
         plan = plan_command(typed.block.text, typed.command, self.context, typed.needs_internet)
         outcome = Outcome(typed, plan)
-        if plan.action in (Action.SKIP, Action.UNMAPPED):
+        if plan.action in (Action.SKIP, Action.REFUSED):
             return outcome
-        if plan.action is Action.EMULATE:
-            observed = self._emulate(plan)
-        else:
-            observed = self.execute(plan.script)
+        observed = (
+            self._emulate(plan) if plan.action is Action.EMULATE else self.execute(plan.script)
+        )
         outcome.observed = observed
-        if observed.status == 0:
-            for link in plan.new_links:
-                ip("link", "set", "dev", link, "alias", self.names.link_alias, check=False)
-                self.context.links.add(link)
-            if plan.rule is not None:
-                where = f"{typed.document}::{typed.section} line {typed.line}"
-                self.written.append(Written(plan.rule, where, typed.source))
+        if observed.status == 0 and plan.rule is not None:
+            where = f"{typed.document}::{typed.section} line {typed.line}"
+            self.written.append(Written(plan.rule, where, typed.source))
         self._judge(outcome)
         if outcome.failed and plan.probe_from and plan.action is Action.RUN:
             outcome.diagnosis = self._diagnose(plan)
         return outcome
 
     def _emulate(self, plan: Plan) -> Observed:
-        if plan.emulate == "export":
-            for assignment in plan.emulate_args:
-                name, _, value = assignment.partition("=")
-                self.context.env[name] = value
-            return Observed(0, "", "", 0.0)
         if plan.emulate == "modprobe":
-            if "8021q" in plan.emulate_args:
-                plan.notes.append(
-                    "not run (no module is loaded on this host): this kernel "
-                    + (
-                        "has 8021q"
-                        if self.context.dot1q
-                        else "has no 8021q, so VLAN links are emulated with veth wires"
-                    )
+            module = next((a for a in plan.emulate_args[1:] if not a.startswith("-")), "")
+            if module == "8021q":
+                kernel = (
+                    "has 8021q"
+                    if self.context.dot1q
+                    else "has no 8021q, so VLAN links are emulated with veth wires"
                 )
+                plan.notes.append(f"not run (kernel modules are the host's): this kernel {kernel}")
                 return Observed(0, "", "", 0.0)
-            plan.notes.append("not run: only 8021q is known to the runner")
+            plan.notes.append("not run: kernel modules are the host's, not the sandbox's")
             return Observed(0, "", "", 0.0)
-        name, vlan = plan.emulate_args
-        return self._emulate_vlan(name, vlan)
+        name, _vlan = plan.emulate_args
+        script = (
+            f"ip link add {shlex.quote(name)} type veth peer name {shlex.quote(name)} "
+            f"netns {WIRE_NETNS} && ip -n {WIRE_NETNS} link set {shlex.quote(name)} up"
+        )
+        return self.execute(script)
 
     def execute(self, script: str, limit: float | None = None) -> Observed:
+        """Run one command in the sandbox's shell, as a student's terminal would: the
+        variables it exports and the folder it changes to hold for the next command."""
         limit = self.timeout if limit is None else limit
-        env = {**self.base_env, **self.context.env}
         started = time.monotonic()
+        argv = self.sandbox.enter("bash", "--noprofile", "--norc", "-c", _SESSION, "vlanlb", script)
         with subprocess.Popen(
-            ["bash", "--noprofile", "--norc", "-c", script],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=self.sandbox.environment(VLANLB_MARKER=self._marker),
             text=True,
             start_new_session=True,  # so that a time-out ends the whole pipeline
         ) as process:
@@ -310,6 +289,11 @@ class DocumentRun:
                     os.killpg(process.pid, signal.SIGKILL)
                 out, err = process.communicate()
                 status = None
+        err, found, exported = err.partition(f"\n{self._marker}\n")
+        if found:
+            self.context.env = dict(
+                entry.split("=", 1) for entry in exported.split("\0") if "=" in entry
+            )
         return Observed(status, out, err, time.monotonic() - started)
 
     def _judge(self, outcome: Outcome) -> None:
@@ -331,7 +315,7 @@ class DocumentRun:
 
     def _router_dump(self, name: str) -> str | None:
         try:
-            container = container_named(self.client, self.context.container(name))
+            container = container_named(self.client, name)
             result = exec_in(container, ["iptables-save", "-c"])
         except (NotFound, APIError):
             return None
@@ -393,22 +377,16 @@ class DocumentRun:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def close(self) -> list[str]:
-        """Remove everything of this run (what its cleanup steps left, or all of it)."""
-        removed: list[str] = []
+    def close(self) -> None:
+        """End the sandbox: every container, network, link and file of the run goes with it."""
         if self.keep:
             self.progress(
-                f"kept document lab {self.names.run_id} (--vlanlb-keep); remove it with: "
-                f".venv/bin/vlanlb cleanup --run {self.names.run_id}"
+                f"kept document sandbox {self.names.run_id} (--vlanlb-keep): enter it with "
+                f"`{' '.join(self.sandbox.enter('bash'))}`; remove it with: "
+                f"vlanlb cleanup --run {self.names.run_id}"
             )
-        else:
-            # Containers, networks and host links alike: links carry the run in their ifalias.
-            removed = [f"{i.kind} {i.name}" for i in remove_run(self.client, self.names.run_id)]
-        with contextlib.suppress(OSError):
-            for path in self.workdir.iterdir():
-                path.unlink()
-            self.workdir.rmdir()
-        return removed
+            return
+        self.sandbox.close()
 
 
 _CANONICAL = {"-m tcp", "-m udp"}
@@ -431,14 +409,3 @@ def normal_spec(spec: tuple[str, ...]) -> list[str]:
 
 def one_line(source: str) -> str:
     return " ".join(source.replace("\\\n", " ").split())
-
-
-@contextlib.contextmanager
-def document_run(
-    service: PodmanService, backend: str | None, **kwargs: object
-) -> Iterator[DocumentRun]:
-    run = DocumentRun(service, backend, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield run
-    finally:
-        run.close()
