@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .document.sandbox import ensure_image_store, remove_stale_sandboxes
 from .errors import VlanlbError
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
 from .lab import remove_leftovers
@@ -39,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                 client = service.client()
                 node = ensure_image(client, ImageRecipe())
                 print(node)
-                print(ensure_alpine_standin(client, node))  # document mode's `alpine`
+                standin = ensure_alpine_standin(client, node)  # document mode's `alpine`
+                print(standin)
+                print(ensure_image_store(client, standin))  # ... in its sandboxes' store
             return 0
         # Networks live in one backend's configuration: without --url, sweep each installed
         # backend (containers and host links are found by the first).
@@ -50,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                 items += remove_leftovers(
                     service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
                 )
+        if not args.dry_run:
+            for name in remove_stale_sandboxes(include_kept=args.kept, run_id=args.run):
+                print(f"removed document sandbox {name}")
         verb = "found" if args.dry_run else "removed"
         for item in dict.fromkeys(items):
             kept = " (kept)" if item.kept else ""

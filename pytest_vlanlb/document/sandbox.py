@@ -51,7 +51,7 @@ import podman
 import podman.errors
 
 from ..errors import PreflightError
-from ..naming import owner_is_alive, owner_token
+from ..naming import owner_is_alive, owner_token, process_start_time
 from ..processes import kill_with_parent
 from ..waiting import wait_until
 
@@ -117,7 +117,8 @@ done
 for d in alternatives ld.so.conf.d; do
     if [ -d "/etc/$d" ]; then cp -a "/etc/$d" "$R/etc/$d"; fi
 done
-printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' > "$R/etc/passwd"
+printf '%s\n' 'root:x:0:0:root:/root:/bin/bash' \
+    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' > "$R/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
 printf '127.0.0.1 localhost %s\n::1 localhost\n' "$VLANLB_HOSTNAME" > "$R/etc/hosts"
 echo "$VLANLB_HOSTNAME" > "$R/etc/hostname"
@@ -179,8 +180,12 @@ _SUDO = r"""#!/bin/sh
 # sudo in the document sandbox: every command already runs as root here.
 while [ $# -gt 0 ]; do
     case "$1" in
-        -u|--user) case "$2" in root|0|'#0') shift 2 ;; *) echo "sudo (sandbox): only root" >&2; exit 1 ;; esac ;;
-        -[EHnSkPA]|--preserve-env|--preserve-env=*|--login-shell|--set-home|--non-interactive) shift ;;
+        -u|--user)
+            case "$2" in
+                root|0|'#0') shift 2 ;;
+                *) echo "sudo (sandbox): only root here" >&2; exit 1 ;;
+            esac ;;
+        -[EHnSkPA]|--preserve-env|--preserve-env=*|--set-home|--non-interactive) shift ;;
         --) shift; break ;;
         -*) echo "sudo (sandbox): option $1 is not supported here" >&2; exit 1 ;;
         *) break ;;
@@ -418,7 +423,7 @@ def start_sandbox(
         # unshare ignores SIGTERM while it waits: the parent-death signal must be SIGKILL.
         preexec_fn=None if keep else kill_with_parent,
     )
-    (workdir / "pid").write_text(str(process.pid))
+    _record(workdir / "pid", process.pid)
     assert process.stdout is not None
     line = process.stdout.readline().decode(errors="replace").strip()
     if line != "ready":
@@ -432,7 +437,7 @@ def start_sandbox(
     process.stdout.close()
     init_pid = _child_of(process.pid)
     sandbox = Sandbox(workdir, process, init_pid, nics)
-    (workdir / "init").write_text(str(init_pid))
+    _record(workdir / "init", init_pid)
     try:
         sandbox.start_service()
     except BaseException:
@@ -448,25 +453,37 @@ def _child_of(pid: int) -> int:
     return int(children[0])
 
 
-def remove_stale_sandboxes(base: Path | None = None, *, include_kept: bool = False) -> list[str]:
-    """Folders (and still-running sandboxes) of runs whose owner is gone: kill, remove."""
+def remove_stale_sandboxes(
+    base: Path | None = None, *, include_kept: bool = False, run_id: str | None = None
+) -> list[str]:
+    """Sandboxes (still running, or only their folders) of runs whose owner is gone, kept
+    ones only when asked for; or one run's, whatever its state. Kills them, removes them."""
     removed = []
-    for workdir in (base or sandbox_base()).glob(f"{SANDBOX_PREFIX}*"):
+    pattern = f"{SANDBOX_PREFIX}{run_id}-*" if run_id else f"{SANDBOX_PREFIX}*"
+    for workdir in (base or sandbox_base()).glob(pattern):
         try:
             owner = (workdir / "owner").read_text()
         except OSError:
             continue
-        if owner_is_alive(owner) or ((workdir / "keep").exists() and not include_kept):
+        kept = (workdir / "keep").exists() and not include_kept
+        if run_id is None and (owner_is_alive(owner) or kept):
             continue
         kill_sandbox(workdir)
         removed.append(workdir.name)
     return removed
 
 
+def _record(path: Path, pid: int) -> None:
+    """A process as pid and start time: a pid reused by another process is not ours."""
+    path.write_text(f"{pid}:{process_start_time(pid)}")
+
+
 def kill_sandbox(workdir: Path) -> None:
     for name in ("init", "pid"):
         with contextlib.suppress(OSError, ValueError):
-            os.kill(int((workdir / name).read_text()), signal.SIGKILL)
+            pid, start = (workdir / name).read_text().split(":")
+            if process_start_time(int(pid)) == start:
+                os.kill(int(pid), signal.SIGKILL)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -7,12 +7,14 @@ replacing the words a test is about, never by copying the text into this reposit
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from host_state import host_state, sandbox_processes
 
 WORKSHOP = Path(__file__).resolve().parents[3] / "shared" / "workshop"
 
@@ -36,37 +38,10 @@ def workshop() -> Path:
     return WORKSHOP
 
 
-def labelled_objects() -> set[str]:
-    """Every container, network and host link any run of ours made (label / ifalias)."""
-    found: set[str] = set()
-    for kind in (["ps", "-a"], ["network", "ls"]):
-        out = subprocess.run(
-            [
-                "podman",
-                *kind,
-                "--filter",
-                "label=io.vlanlb.run",
-                "--format",
-                "{{.Name}}" if kind[0] == "network" else "{{.Names}}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        found |= {f"{kind[0]} {name}" for name in out.split()}
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
-    found |= {
-        f"link {line.split(':')[1].strip()}"
-        for line in links.stdout.splitlines()
-        if "alias vlanlb " in line
-    }
-    return found
-
-
 def run_documents(pytester, documents: dict[str, str], *args: str):
     """Run pytest --vlanlb-doc on these documents (name -> text), in order; return the
-    outcome and report text of each step, and what the run left behind."""
-    before = labelled_objects()
+    outcome and report text of each step, and what the run changed on the host."""
+    before = host_state()
     command = []
     for name, text in documents.items():
         pytester.path.joinpath(name).write_text(text, encoding="utf-8")
@@ -84,8 +59,7 @@ def run_documents(pytester, documents: dict[str, str], *args: str):
             "failed" if failure is not None else "skipped" if skipped is not None else "passed"
         )
         reports[nodeid] = (failure.text or "") if failure is not None else ""
-    left = labelled_objects() - before
-    return result, outcomes, reports, left
+    return result, outcomes, reports, before.differences(host_state())
 
 
 def read(workshop: Path, name: str) -> str:
@@ -181,10 +155,11 @@ EOF
 sudo podman exec a apk update
 ```
 
-## Step 4. Something the runner will not run
+## Step 4. Something no sandbox contains
 
 ```bash
 rm -rf /tmp/vlanlb-never-removed
+sudo podman run --rm --privileged alpine true
 ```
 """
 
@@ -198,7 +173,8 @@ def test_failed_steps_do_not_stop_later_ones_unless_x(pytester):
         "own.md::step-4": "failed",
     }
     assert "exit status 1 after" in reports["own.md::step-1"]
-    assert "NOT RUN, the runner cannot map it: `rm` on the host" in reports["own.md::step-4"]
+    assert "rm -rf /tmp/vlanlb-never-removed\n      exit status 0" in reports["own.md::step-4"]
+    assert "NOT RUN (no sandbox contains it): podman run --privileged" in reports["own.md::step-4"]
     assert not left
     _, outcomes, _, _ = run_documents(pytester, {"own.md": OWN}, "-x")
     assert outcomes == {"own.md::step-1": "failed"}
@@ -211,6 +187,7 @@ CRASHING = """# Crashing
 ```bash
 sudo podman network create --driver macvlan --subnet 192.168.30.0/24 -o parent=$IF net-crash
 sudo podman run -d --name crash --network net-crash alpine sleep infinity
+export IF=eth0
 ```
 
 ## Step 2. Killed here
@@ -221,41 +198,33 @@ sleep 60
 """
 
 
-def running(word: str) -> bool:
-    """A labelled container whose name holds `word` is up (not only created)."""
-    names = subprocess.run(
-        [
-            "podman",
-            "ps",
-            "--filter",
-            "label=io.vlanlb.run",
-            "--filter",
-            "status=running",
-            "--format",
-            "{{.Names}}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return any(word in name for name in names)
+def sleeping() -> bool:
+    """The document's `sleep 60` runs (in the sandbox; the host sees its processes)."""
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == b"sleep\x0060\x00":
+                return True
+    return False
 
 
-def test_a_killed_document_runs_leftovers_are_removed_by_the_next_run(pytester):
+def test_a_killed_document_run_leaves_nothing_once_the_next_run_swept(pytester):
+    """Killed: the kernel ends the sandbox with it (every process, mount, link, container);
+    its host folder alone is left, and the next run removes it."""
     import signal
 
     from pytest_vlanlb.waiting import wait_until
 
-    before = labelled_objects()
+    before = host_state()
     pytester.path.joinpath("crash.md").write_text(CRASHING, encoding="utf-8")
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--vlanlb-doc", "crash.md"]
     with subprocess.Popen(
         command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as run:
-        assert wait_until(lambda: running("crash"), timeout=60)  # Step 1 done: Step 2 sleeps
+        assert wait_until(sleeping, timeout=60)  # Step 1 done: Step 2 sleeps
         run.send_signal(signal.SIGKILL)
-    left = labelled_objects() - before
-    assert {o.split()[0] for o in left} >= {"ps", "network", "link"}, left
-    _, outcomes, _, _ = run_documents(pytester, {"own.md": OWN}, "-k", "step-2")
+    assert wait_until(lambda: not sleeping() and not sandbox_processes(), timeout=10)
+    left = before.differences(host_state())
+    assert set(left) == {"sandboxes"}, left  # its folder: nothing else
+    _, outcomes, _, left = run_documents(pytester, {"own.md": OWN}, "-k", "step-2")
     assert outcomes == {"own.md::step-2": "passed"}
-    assert not (labelled_objects() - before), labelled_objects() - before
+    assert before.differences(host_state()) == {}

@@ -1,0 +1,86 @@
+"""What a document run could change on the host, read from the host itself: podman's
+containers, networks and images; links; the firewall; mounts; processes; sandbox folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_vlanlb.document.sandbox import SANDBOX_PREFIX, sandbox_base
+
+#: Processes of a document sandbox as the host sees them (its unshare, nsenter, setpriv).
+SANDBOX_PROCESSES = ("unshare", "nsenter", "setpriv")
+
+
+def _lines(*argv: str) -> list[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def sandbox_processes() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].decode(errors="replace").rsplit("/", 1)[-1] in SANDBOX_PROCESSES:
+            found.append(f"{proc.name} {b' '.join(argv).decode(errors='replace').strip()}")
+    return found
+
+
+@dataclass(frozen=True)
+class HostState:
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
+    images: tuple[str, ...]
+    links: tuple[str, ...]
+    firewall: tuple[str, ...]
+    mounts: tuple[str, ...]
+    processes: tuple[str, ...]
+    sandboxes: tuple[str, ...]
+    names: tuple[str, ...]  # hostname and NIS domain name
+
+    def differences(self, later: HostState) -> dict[str, tuple[set[str], set[str]]]:
+        """field -> (gone, new), for each field that changed."""
+        changed = {}
+        for name in self.__dataclass_fields__:
+            before, after = set(getattr(self, name)), set(getattr(later, name))
+            if before != after:
+                changed[name] = (before - after, after - before)
+        return changed
+
+
+def host_state() -> HostState:
+    containers = json.loads(
+        subprocess.run(
+            ["podman", "ps", "-a", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
+        or "[]"
+    )
+    links = json.loads("".join(_lines("ip", "-j", "link", "show")) or "[]")
+    firewall = [
+        line
+        for command in ("iptables-save", "ip6tables-save")
+        for line in _lines(command)
+        if not line.startswith("#")
+    ]
+    return HostState(
+        containers=tuple(f"{c['Names'][0]} {c['State']}" for c in containers),
+        networks=tuple(_lines("podman", "network", "ls", "--format", "{{.Name}}")),
+        images=tuple(_lines("podman", "images", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")),
+        links=tuple(f"{link['ifname']} {','.join(link.get('flags', []))}" for link in links),
+        firewall=tuple(firewall),
+        mounts=tuple(
+            line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        ),
+        processes=tuple(sandbox_processes()),
+        sandboxes=tuple(p.name for p in sandbox_base().glob(f"{SANDBOX_PREFIX}*")),
+        names=tuple(
+            Path(f"/proc/sys/kernel/{n}").read_text().strip() for n in ("hostname", "domainname")
+        ),
+    )

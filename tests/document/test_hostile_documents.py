@@ -1,0 +1,192 @@
+"""Documents written as a careless author would (podman-backed, in inner pytest runs): every
+command runs inside the run's sandbox or is refused, and the host is exactly as it was.
+
+Markers only: each case, were it to escape, writes a file in a folder of this test's own,
+adds a link, chain or network with a marker name, or changes a podman object of the test's
+own. The published documents' verdicts are checked in test_workshop_documents.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from host_state import host_state
+from podman.errors import NotFound
+from test_workshop_documents import run_documents
+
+from pytest_vlanlb.image import ImageRecipe, ensure_image
+from pytest_vlanlb.lookup import container_named
+from pytest_vlanlb.podman_service import ULIMITS, connect
+
+USERS_CONTAINERS = ("router", "a", "b")
+#: A link of the host's that the sandbox must not see (made by the test, a veth pair).
+HOST_LINK = "vlbhostonly0"
+REFUSED = "NOT RUN (no sandbox contains it)"
+
+HOSTILE = """# A careless workshop
+
+## Step 1. Files on the machine
+
+```bash
+echo hi > {m}/redirect
+cat > {m}/heredoc <<END
+written by a document
+END
+printf 'echo vlanlb-hostile\\n' >> /root/.bashrc
+touch /usr/bin/vlanlb-hostile
+rm -rf {m}
+```
+
+## Step 2. Command substitution
+
+```bash
+echo $(touch {m}/substitution)
+echo `touch {m}/backtick`
+sudo podman run --rm alpine echo "$(mkdir -p {m} && touch {m}/podman-substitution)"
+```
+
+## Step 3. The environment of later commands
+
+```bash
+mkdir -p {m} && echo 'touch {m}/bash-env' > {m}/env.sh
+export BASH_ENV={m}/env.sh
+bash -c true
+export LD_PRELOAD=/nonexistent/vlanlb-hostile.so
+export PATH={m}:$PATH
+cat {m}/env.sh
+```
+
+## Step 4. podman reaching for the machine
+
+```bash
+sudo podman run --rm -v /:/host alpine touch /host{m}/volume
+sudo podman run --rm --mount type=bind,src=/,dst=/host alpine touch /host{m}/mount
+sudo podman run -d --name victim alpine sleep infinity
+sudo podman run --rm --network container:victim alpine true
+sudo podman run --rm --pid=host alpine kill -0 1
+sudo podman run --rm --pid host alpine true
+sudo podman run --rm --network host alpine ip -o link
+sudo podman run --rm --privileged --network host alpine ip link
+sudo podman run --rm --device /dev/vda alpine true
+```
+
+## Step 5. Every container, every image
+
+```bash
+sudo podman stop -a
+sudo podman kill -a
+sudo podman pause --all
+sudo podman rm -af
+sudo podman image prune -af
+sudo podman image rm -af
+sudo podman ps -a
+```
+
+## Step 6. Links, networks and the firewall
+
+```bash
+printf 'link add vlbhostile0 type veth peer name vlbhostile1\\n' > /tmp/batch
+sudo ip -b /tmp/batch
+sudo podman network create -d macvlan -oparent=eth0 hostile-net
+sudo podman network create -d macvlan -o parent=ens5 hostile-net2
+sudo iptables -N VLANLB_HOSTILE
+sudo iptables -A VLANLB_HOSTILE -j DROP
+sudo ip link show
+```
+
+## Step 7. Reading the machine
+
+```bash
+cat /etc/shadow
+ls -a /root
+```
+
+## Step 8. What no namespace contains
+
+```bash
+sudo modprobe vlanlb_hostile
+sudo sysctl -w kernel.domainname=vlanlb-hostile
+echo vlanlb-hostile > /proc/sys/kernel/domainname
+sudo sysctl -w net.ipv4.ip_forward=1
+sudo hostname vlanlb-hostile
+```
+"""
+
+#: (step, a line of it) that must be reported as not run; every other line runs.
+REFUSED_LINES = {
+    ("step-4", "--privileged"),
+    ("step-4", "--device"),
+    ("step-8", "sysctl -w kernel.domainname"),
+    ("step-8", "/proc/sys/kernel/domainname"),
+}
+
+
+@pytest.fixture
+def users_containers() -> Iterator[None]:
+    """The user's own `router`, `a` and `b`, running on the host's podman during the run."""
+    service = connect(None)
+    client = service.client()
+    image = ensure_image(client, ImageRecipe(), lambda _: None)
+    made = []
+    subprocess.run(
+        ["ip", "link", "add", HOST_LINK, "type", "veth", "peer", "name", "vlbhostonly1"],
+        check=True,
+    )
+    try:
+        for name in USERS_CONTAINERS:
+            try:
+                container_named(client, name)  # a real user's: leave it, check it stays
+                continue
+            except NotFound:
+                pass
+            container = client.containers.create(
+                image, name=name, ulimits=ULIMITS, stop_timeout=0, labels={"test": "users-own"}
+            )
+            container.start()
+            made.append(container)
+        yield
+    finally:
+        for container in made:
+            container.remove(force=True)
+        service.stop()
+        subprocess.run(["ip", "link", "del", HOST_LINK], check=True)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+def test_a_careless_document_cannot_touch_the_host(pytester, users_containers):
+    markers = pytester.path / "markers"
+    markers.mkdir()
+    (markers / "keep-me").write_text("the test's own file")
+    watched = [Path("/root/.bashrc"), Path("/usr/bin/vlanlb-hostile"), Path("/etc/shadow")]
+    files = {p: digest(p) for p in watched}
+    before = host_state()
+    assert {f"{n} running" for n in USERS_CONTAINERS} <= set(before.containers)
+    result, outcomes, _, _ = run_documents(
+        pytester, {"hostile.md": HOSTILE.format(m=markers)}, "-rA"
+    )
+    after = host_state()
+    assert before.differences(after) == {}
+    assert sorted(p.name for p in markers.iterdir()) == ["keep-me"]
+    assert {p: digest(p) for p in watched} == files
+    text = "\n".join(result.outlines)
+    assert len(outcomes) == 8, text[-3000:]
+    # Each command ran in the sandbox, but for the refused ones, each reported on its line.
+    for step, line in REFUSED_LINES:
+        assert any(
+            line in report_line and REFUSED in following
+            for report_line, following in zip(result.outlines, result.outlines[1:], strict=False)
+        ), (step, line)
+    assert text.count(REFUSED) == len(REFUSED_LINES), text
+    assert outcomes["hostile.md::step-4"] == outcomes["hostile.md::step-8"] == "failed"
+    # The sandbox saw its own machine: its files, links and processes, never the host's.
+    shadow = Path("/etc/shadow").read_text().splitlines()[0]
+    assert shadow not in text
+    assert f"{HOST_LINK} " in "\n".join(before.links)
+    assert HOST_LINK not in text
