@@ -3,10 +3,12 @@
 Both in one invocation, alternating, so the ratio compares like with like on a noisy host:
   - "document mode": `pytest --vlanlb-doc DOC1 --vlanlb-doc DOC2` (every check, the report,
     the diagnosis of a failed step, the podman service it starts, the final cleanup);
-  - "plain script": the same commands, rewritten the same way (names, $IF, the alpine
-    stand-in, apk as a tool check, internet commands left out) and typed one after another
-    into one bash script, each with the same time limit, with no checks at all. It is
-    generated from the documents here, at run time, so the project holds no copy of them.
+  - "plain script": the same commands, with the same rewrites (apk as a tool check, internet
+    commands left out, VLAN links emulated where the kernel lacks 8021q) typed one after
+    another into one bash script, each with the same time limit, with no checks at all, run
+    in a machine made ready beforehand (a sandbox started before the clock starts: the
+    reader's own VM). It is generated from the documents here, at run time, so the project
+    holds no copy of them. Document mode's time includes making its sandbox.
 Usage (as root, after scripts/setup):
 
     .venv/bin/python bench/documents.py [--rounds N] [DOC.md ...]
@@ -28,21 +30,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_vlanlb.document.mapping import Action, RunContext, plan_command  # noqa: E402
-from pytest_vlanlb.document.markdown import load_document  # noqa: E402
-from pytest_vlanlb.document.runner import is_runnable, typed_commands  # noqa: E402
-from pytest_vlanlb.image import ImageRecipe, standin_tag  # noqa: E402
-from pytest_vlanlb.lab import remove_run  # noqa: E402
+from pytest_vlanlb.document.mapping import (  # noqa: E402
+    Action,
+    RunContext,
+    document_nics,
+    plan_command,
+)
+from pytest_vlanlb.document.markdown import Document, load_document  # noqa: E402
+from pytest_vlanlb.document.runner import (  # noqa: E402
+    is_runnable,
+    prepare_image_store,
+    typed_commands,
+)
+from pytest_vlanlb.document.sandbox import (  # noqa: E402
+    WIRE_NETNS,
+    start_sandbox,
+)
 from pytest_vlanlb.naming import RunNames  # noqa: E402
-from pytest_vlanlb.podman_service import connect, containers_conf  # noqa: E402
-from pytest_vlanlb.wires import WireKind, create_wires, kernel_supports_8021q  # noqa: E402
+from pytest_vlanlb.wires import kernel_supports_8021q  # noqa: E402
 
 TARGET = 2.0
 LIMIT = 15  # seconds per command, as document mode's default --vlanlb-doc-timeout
 WORKSHOP = ROOT.parent / "shared" / "workshop"
 
 
-def plain_script(paths: list[Path], context: RunContext, conf: Path) -> str:
+def in_order(paths: list[Path]) -> list[tuple[Document, object]]:
     documents = [load_document(p) for p in paths]
     sections = [
         (d, s) for d in documents for s in d.sections if is_runnable(s) and not s.is_cleanup
@@ -50,39 +62,46 @@ def plain_script(paths: list[Path], context: RunContext, conf: Path) -> str:
     sections += [
         (d, s) for d in reversed(documents) for s in d.sections if is_runnable(s) and s.is_cleanup
     ]
-    lines = [f"export CONTAINERS_CONF={shlex.quote(str(conf))}", f"export IF={context.trunk}"]
-    for document, section in sections:
-        for typed in typed_commands(document, section):
+    return sections
+
+
+def plain_script(paths: list[Path], context: RunContext) -> str:
+    lines = []
+    for document, section in in_order(paths):
+        for typed in typed_commands(document, section):  # type: ignore[arg-type]
             plan = plan_command(typed.block.text, typed.command, context, typed.needs_internet)
-            if plan.action is Action.RUN:
+            if plan.action is Action.RUN and typed.command.parts[0].words[0].literal == "export":
+                lines.append(plan.script)  # in the script's own shell, as typed
+            elif plan.action is Action.RUN:
                 lines.append(f"timeout -s KILL {LIMIT} bash -c {shlex.quote(plan.script)}")
             elif plan.action is Action.EMULATE and plan.emulate == "vlan":
-                name, vlan = plan.emulate_args
-                peer = f"{context.trunk[:-1]}w{vlan}"
+                name = shlex.quote(plan.emulate_args[0])
                 lines.append(
-                    f"ip link add {name} type veth peer name {peer} && ip link set {peer} up"
+                    f"ip link add {name} type veth peer name {name} netns {WIRE_NETNS} && "
+                    f"ip -n {WIRE_NETNS} link set {name} up"
                 )
-            elif plan.action is Action.EMULATE and plan.emulate == "export":
-                lines += [f"export {shlex.quote(a)}" for a in plan.emulate_args]
     return "\n".join(lines) + "\n"
 
 
-def run_plain(paths: list[Path], client) -> float:
-    names = RunNames.new()
-    trunk = names.link("t")
-    context = RunContext(names, trunk, kernel_supports_8021q(), standin_tag(ImageRecipe().tag))
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "containers.conf"
-        conf.write_text(containers_conf(None, stop_timeout=0))
-        script = Path(tmp) / "plain.sh"
-        script.write_text(plain_script(paths, context, conf))
-        create_wires(WireKind.DOT1Q, names, [])  # "the NIC": the trunk, as document mode has it
-        try:
-            start = time.perf_counter()
-            subprocess.run(["bash", str(script)], capture_output=True, check=False)
-            return time.perf_counter() - start
-        finally:
-            remove_run(client, names.run_id)  # containers, networks and the run's links
+def run_plain(paths: list[Path], store: Path) -> float:
+    commands = [
+        t.command
+        for d, s in in_order(paths)
+        for t in typed_commands(d, s)  # type: ignore[arg-type]
+    ]
+    sandbox = start_sandbox(RunNames.new().run_id, store, document_nics(commands))
+    try:
+        script = plain_script(paths, RunContext(kernel_supports_8021q()))
+        start = time.perf_counter()
+        subprocess.run(
+            sandbox.enter("bash", "-c", script),
+            env=sandbox.environment(),
+            capture_output=True,
+            check=False,
+        )
+        return time.perf_counter() - start
+    finally:
+        sandbox.close()
 
 
 def run_documents(paths: list[Path]) -> float:
@@ -108,18 +127,14 @@ def main() -> None:
         default=[WORKSHOP / "vlan_ja.md", WORKSHOP / "k8s_lb_ja.md"],
     )
     args = parser.parse_args()
-    service = connect(None, backend="default")
-    client = service.client()
+    store = prepare_image_store(None, print)
     documents, plain = [], []
-    try:
-        for round_ in range(1, args.rounds + 1):
-            print(f"round {round_}:")
-            documents.append(run_documents(args.documents))
-            print(f"  document mode {documents[-1]:6.1f} s")
-            plain.append(run_plain(args.documents, client))
-            print(f"  plain script  {plain[-1]:6.1f} s")
-    finally:
-        service.stop()
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_}:")
+        documents.append(run_documents(args.documents))
+        print(f"  document mode {documents[-1]:6.1f} s")
+        plain.append(run_plain(args.documents, store))
+        print(f"  plain script  {plain[-1]:6.1f} s")
     doc, base = statistics.median(documents), statistics.median(plain)
     ratio = doc / base
     print(f"medians: document mode {doc:.1f} s, plain script {base:.1f} s")

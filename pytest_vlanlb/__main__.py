@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .document.sandbox import ensure_image_store, remove_stale_sandboxes
+from .document.sandbox import ensure_image_store, image_store, remove_stale_sandboxes
 from .errors import VlanlbError
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
 from .lab import remove_leftovers
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(node)
                 standin = ensure_alpine_standin(client, node)  # document mode's `alpine`
                 print(standin)
-                print(ensure_image_store(client, standin))  # ... in its sandboxes' store
+                # ... in its sandboxes' read-only image store
+                print(ensure_image_store(client, standin, image_store(standin)))
             return 0
         # Networks live in one backend's configuration: without --url, sweep each installed
         # backend (containers and host links are found by the first).

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from ..errors import PreflightError, VlanlbError
-from ..podman_service import PodmanService, connect, service_version
+from ..podman_service import service_version
 from ..session import preflight
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .report import as_data, describe
-from .runner import DocumentRun, StepVerdict, is_runnable, typed_commands
+from .runner import DocumentRun, StepVerdict, is_runnable, prepare_image_store, typed_commands
 
 STEP_PROPERTY = "vlanlb_document_step"
 
@@ -143,7 +143,6 @@ class DocumentSession:
         self.timeout = timeout
         self.keep = keep
         self.progress = progress
-        self.service: PodmanService | None = None
         self._run: DocumentRun | VlanlbError | None = None
         self.verdicts: dict[str, StepVerdict] = {}
 
@@ -151,9 +150,6 @@ class DocumentSession:
         if self._run is None:
             try:
                 preflight()
-                # The host's podman provides the images (built once); the documents then use
-                # the sandbox's own podman, with the backend asked for (auto: podman's choice).
-                self.service = connect(None)
                 commands = [
                     t.command
                     for d in self.documents
@@ -162,16 +158,13 @@ class DocumentSession:
                     for t in typed_commands(d, s)
                 ]
                 self._run = DocumentRun(
-                    self.service,
+                    prepare_image_store(self.image, self.progress),
                     None if self.backend == "auto" else self.backend,
                     nics=document_nics(commands),
-                    image=self.image,
                     timeout=self.timeout,
                     keep=self.keep,
                     progress=self.progress,
                 )
-                self.service.stop()
-                self.service = None
                 sandbox = self._run.sandbox
                 self.progress(
                     f"document sandbox {self._run.names.run_id}: podman "
@@ -188,9 +181,6 @@ class DocumentSession:
     def pytest_sessionfinish(self) -> None:
         if isinstance(self._run, DocumentRun):
             self._run.close()
-        if self.service is not None:
-            self.service.stop()
-            self.service = None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.verdicts:

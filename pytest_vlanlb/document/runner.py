@@ -20,17 +20,18 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import podman
 from podman.errors import APIError, NotFound
 
 from ..counters import Move, diff, explain, parse_counters
 from ..errors import PreflightError
-from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image
+from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image, standin_tag
 from ..lookup import container_named
 from ..naming import RunNames
 from ..node import exec_in
-from ..podman_service import PodmanService
+from ..podman_service import connect
 from ..wires import kernel_supports_8021q
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
 from .markdown import Document, Fence, Prose, Section
@@ -43,7 +44,7 @@ from .promises import (
     read_prose,
     running_containers,
 )
-from .sandbox import WIRE_NETNS, ensure_image_store, start_sandbox
+from .sandbox import WIRE_NETNS, ensure_image_store, image_store, ready_store, start_sandbox
 from .shell import Command, ShellSyntaxError, split_commands
 
 Progress = Callable[[str], None]
@@ -180,16 +181,33 @@ class Written:
     source: str
 
 
+def prepare_image_store(image: str | None, progress: Progress) -> Path:
+    """The sandboxes' read-only image store. The host's podman is asked only when the store
+    is not made yet, or for an image of the user's (`--vlanlb-image`)."""
+    if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):
+        return ready
+    service = connect(None)
+    try:
+        client = service.client()
+        base = (
+            require_image(client, image) if image else ensure_image(client, ImageRecipe(), progress)
+        )
+        standin = ensure_alpine_standin(client, base, progress)
+        image_id = str(client.images.get(standin).id) if image else ""
+        return ensure_image_store(client, standin, image_store(standin, image_id))
+    finally:
+        service.stop()
+
+
 class DocumentRun:
     """The sandbox of one session's documents, and what their steps did in it."""
 
     def __init__(
         self,
-        service: PodmanService,
+        store: Path,
         backend: str | None,
         *,
         nics: tuple[str, ...] = ("eth0",),
-        image: str | None = None,
         timeout: float = 15.0,
         keep: bool = False,
         progress: Progress = print,
@@ -197,10 +215,6 @@ class DocumentRun:
         self.timeout = timeout
         self.keep = keep
         self.progress = progress
-        host = service.client()
-        base = require_image(host, image) if image else ensure_image(host, ImageRecipe(), progress)
-        standin = ensure_alpine_standin(host, base, progress)
-        store = ensure_image_store(host, standin)
         self.names = RunNames.new(keep=keep)
         self.sandbox = start_sandbox(self.names.run_id, store, nics, backend=backend, keep=keep)
         self.client: podman.PodmanClient = self.sandbox.client()
@@ -271,7 +285,7 @@ class DocumentRun:
         variables it exports and the folder it changes to hold for the next command."""
         limit = self.timeout if limit is None else limit
         started = time.monotonic()
-        argv = self.sandbox.enter("bash", "--noprofile", "--norc", "-c", _SESSION, "vlanlb", script)
+        argv = self.sandbox.enter("bash", "--noprofile", "--norc", "-c", _SESSION, "bash", script)
         with subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

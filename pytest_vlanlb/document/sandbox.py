@@ -490,18 +490,29 @@ def kill_sandbox(workdir: Path) -> None:
 # --- the images the sandbox starts with ------------------------------------------------------
 
 
-def ensure_image_store(client: podman.PodmanClient, standin: str) -> Path:
-    """A read-only image store for sandboxes, holding the stand-in as `alpine` (made once per
-    stand-in image, about 5 s: a `podman save` and a load into a store of its own)."""
+def image_store(standin: str, image_id: str = "") -> Path:
+    """Where the sandboxes' store for this stand-in lives: by its tag (a hash of its recipe),
+    and by its image id too when it derives from an image of the user's (which may change
+    under the same name)."""
+    return IMAGE_CACHE / (standin.rpartition(":")[2] + (f"-{image_id[:12]}" if image_id else ""))
+
+
+def ready_store(store: Path) -> Path | None:
+    """The store's storage folder, if it was made completely."""
+    return store / "storage" if (store / "ready").exists() else None
+
+
+def ensure_image_store(client: podman.PodmanClient, standin: str, store: Path) -> Path:
+    """A read-only image store for sandboxes, holding the stand-in as `alpine` (made once,
+    about 5 s: a `podman save` and a load into a store of its own)."""
+    if ready := ready_store(store):
+        return ready
     image = client.images.get(standin)
-    store = IMAGE_CACHE / str(image.id)[:12]
-    if (store / "ready").exists():
-        return store / "storage"
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     with (IMAGE_CACHE / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once: the second waits, then reuses
-        if (store / "ready").exists():
-            return store / "storage"
+        if ready := ready_store(store):
+            return ready
         shutil.rmtree(store, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix="vlanlb-store-") as tmp:
             archive = Path(tmp) / "image.tar"

@@ -103,9 +103,19 @@ sudo ip link show
 ```bash
 cat /etc/shadow
 ls -a /root
+sudo podman run --rm -v /etc:/host-etc alpine cat /host-etc/shadow
 ```
 
-## Step 8. What no namespace contains
+## Step 8. A folder and a pipe, as a terminal keeps them
+
+```bash
+cd /root && touch in-home
+ls in-home && pwd
+echo hi | tee -a {m}/tee /root/.profile
+ln -sf /etc/passwd {m}/link
+```
+
+## Step 9. What no namespace contains
 
 ```bash
 sudo modprobe vlanlb_hostile
@@ -120,8 +130,8 @@ sudo hostname vlanlb-hostile
 REFUSED_LINES = {
     ("step-4", "--privileged"),
     ("step-4", "--device"),
-    ("step-8", "sysctl -w kernel.domainname"),
-    ("step-8", "/proc/sys/kernel/domainname"),
+    ("step-9", "sysctl -w kernel.domainname"),
+    ("step-9", "/proc/sys/kernel/domainname"),
 }
 
 
@@ -164,7 +174,13 @@ def test_a_careless_document_cannot_touch_the_host(pytester, users_containers):
     markers = pytester.path / "markers"
     markers.mkdir()
     (markers / "keep-me").write_text("the test's own file")
-    watched = [Path("/root/.bashrc"), Path("/usr/bin/vlanlb-hostile"), Path("/etc/shadow")]
+    watched = [
+        Path("/root/.bashrc"),
+        Path("/root/.profile"),
+        Path("/root/in-home"),
+        Path("/usr/bin/vlanlb-hostile"),
+        Path("/etc/shadow"),
+    ]
     files = {p: digest(p) for p in watched}
     before = host_state()
     assert {f"{n} running" for n in USERS_CONTAINERS} <= set(before.containers)
@@ -176,7 +192,7 @@ def test_a_careless_document_cannot_touch_the_host(pytester, users_containers):
     assert sorted(p.name for p in markers.iterdir()) == ["keep-me"]
     assert {p: digest(p) for p in watched} == files
     text = "\n".join(result.outlines)
-    assert len(outcomes) == 8, text[-3000:]
+    assert len(outcomes) == 9, text[-3000:]
     # Each command ran in the sandbox, but for the refused ones, each reported on its line.
     for step, line in REFUSED_LINES:
         assert any(
@@ -184,7 +200,9 @@ def test_a_careless_document_cannot_touch_the_host(pytester, users_containers):
             for report_line, following in zip(result.outlines, result.outlines[1:], strict=False)
         ), (step, line)
     assert text.count(REFUSED) == len(REFUSED_LINES), text
-    assert outcomes["hostile.md::step-4"] == outcomes["hostile.md::step-8"] == "failed"
+    assert outcomes["hostile.md::step-4"] == outcomes["hostile.md::step-9"] == "failed"
+    # The folder a command changed to holds for the next command, as in a terminal.
+    assert "| /root" in text
     # The sandbox saw its own machine: its files, links and processes, never the host's.
     shadow = Path("/etc/shadow").read_text().splitlines()[0]
     assert shadow not in text
