@@ -70,8 +70,12 @@ def plain_script(paths: list[Path], context: RunContext) -> str:
     for document, section in in_order(paths):
         for typed in typed_commands(document, section):  # type: ignore[arg-type]
             plan = plan_command(typed.block.text, typed.command, context, typed.needs_internet)
-            if plan.action is Action.RUN and typed.command.parts[0].words[0].literal == "export":
+            words = typed.command.parts[0].words
+            if plan.action is Action.RUN and words[0].literal == "export":
                 lines.append(plan.script)  # in the script's own shell, as typed
+                for word in words[1:]:  # and known to the planner, as the runner learns it
+                    name, _, value = word.value(context.env).partition("=")
+                    context.env[name] = value
             elif plan.action is Action.RUN:
                 lines.append(f"timeout -s KILL {LIMIT} bash -c {shlex.quote(plan.script)}")
             elif plan.action is Action.EMULATE and plan.emulate == "vlan":

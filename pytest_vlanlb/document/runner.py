@@ -44,7 +44,14 @@ from .promises import (
     read_prose,
     running_containers,
 )
-from .sandbox import WIRE_NETNS, ensure_image_store, image_store, ready_store, start_sandbox
+from .sandbox import (
+    SANDBOX_CONTAINERS_CONF,
+    WIRE_NETNS,
+    ensure_image_store,
+    image_store,
+    ready_store,
+    start_sandbox,
+)
 from .shell import Command, ShellSyntaxError, split_commands
 
 Progress = Callable[[str], None]
@@ -394,10 +401,10 @@ class DocumentRun:
     def close(self) -> None:
         """End the sandbox: every container, network, link and file of the run goes with it."""
         if self.keep:
+            enter = self.sandbox.enter("env", f"CONTAINERS_CONF={SANDBOX_CONTAINERS_CONF}", "bash")
             self.progress(
                 f"kept document sandbox {self.names.run_id} (--vlanlb-keep): enter it with "
-                f"`{' '.join(self.sandbox.enter('bash'))}`; remove it with: "
-                f"vlanlb cleanup --run {self.names.run_id}"
+                f"`{' '.join(enter)}`; remove it with: vlanlb cleanup --run {self.names.run_id}"
             )
             return
         self.sandbox.close()

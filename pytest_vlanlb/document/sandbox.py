@@ -38,7 +38,6 @@ import contextlib
 import fcntl
 import functools
 import os
-import re
 import shutil
 import signal
 import socket
@@ -48,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import podman
-import podman.errors
 
 from ..errors import PreflightError
 from ..naming import owner_is_alive, owner_token, process_start_time
@@ -57,7 +55,7 @@ from ..waiting import wait_until
 
 #: Host folders of sandboxes (the API socket, the owner), found and removed after a crash.
 SANDBOX_PREFIX = "vlanlb-sandbox-"
-#: Where the prepared image store lives on the host (one folder per stand-in image id).
+#: Where the sandboxes' read-only image stores live on the host (one per stand-in recipe).
 IMAGE_CACHE = Path("/var/cache/vlanlb/sandbox-images")
 #: The name the documents use; the stand-in is stored under it.
 ALPINE = "docker.io/library/alpine:latest"
@@ -79,6 +77,8 @@ DROPPED_CAPABILITIES = (
     "perfmon",
     "bpf",
 )
+#: The sandbox's podman settings, alone (the distribution's defaults are not layered in).
+SANDBOX_CONTAINERS_CONF = "/etc/containers/containers.conf"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Tools the sandbox needs from the host (apt package), besides podman.
 HOST_TOOLS = {
@@ -89,7 +89,6 @@ HOST_TOOLS = {
     "ip": "iproute2",
 }
 START_TIMEOUT = 20.0
-_IFNAME = re.compile(r"^[A-Za-z][\w-]{0,14}$")
 
 # Runs as PID 1 of the new namespaces, before pivot_root: builds the sandbox's root, prints
 # "ready" and becomes its init. Arguments come through the environment (VLANLB_*).
@@ -245,11 +244,6 @@ def check_host_tools() -> None:
         )
 
 
-def nic_name(name: str) -> str | None:
-    """A NIC name a document gives (`export IF=ens5`), if the kernel would accept it."""
-    return name if _IFNAME.match(name) and name not in ("lo", WIRE_NETNS) else None
-
-
 @dataclass
 class Sandbox:
     """One running throwaway host: its init's pid, its host folder and its API socket."""
@@ -284,21 +278,9 @@ class Sandbox:
             "HOME": "/root",
             "LANG": "C.UTF-8",
             "USER": "root",
-            "CONTAINERS_CONF": "/etc/containers/containers.conf",
+            "CONTAINERS_CONF": SANDBOX_CONTAINERS_CONF,
             **extra,
         }
-
-    def run(self, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """A housekeeping command inside (not a document's: see DocumentRun.execute)."""
-        return subprocess.run(
-            self.enter(*argv),
-            env=self.environment(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
 
     def client(self, timeout: float = 120.0) -> podman.PodmanClient:
         return podman.PodmanClient(base_url=self.api_url, timeout=timeout)
