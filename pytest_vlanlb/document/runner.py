@@ -1,8 +1,9 @@
-"""Running a document's steps in a lab of their own, and judging each step by its own words.
+"""Running a document's steps in a sandbox of their own, and judging each step by its words.
 
 One `DocumentRun` serves every document of a pytest session, in the order given (the second
-builds on the first, as k8s_lb_ja.md builds on vlan_ja.md). Commands run as typed, through
-bash and the podman CLI, after the rewrites of `mapping`; each is bounded in time. A step
+builds on the first, as k8s_lb_ja.md builds on vlan_ja.md), in one throwaway host
+(`sandbox`). Commands run as typed, through bash and the podman CLI, after the few rewrites
+of `mapping`; each is bounded in time. A step
 passes when every command did what the document says (exit status, and every promise its
 words make); a failed network probe is repeated once between two readings of the routers'
 packet counters, to say where the packets went and which step's rule took them.
