@@ -2,7 +2,7 @@
 
 `pytest --vlanlb-doc vlan_ja.md --vlanlb-doc k8s_lb_ja.md` collects `vlan_ja.md::prerequisites`,
 `vlan_ja.md::step-1` ... `k8s_lb_ja.md::step-6`, and then the cleanup sections, last document
-first: a later document builds on an earlier one's lab (k8s_lb_ja.md needs vlan_ja.md's
+first: a later document builds on an earlier one's (k8s_lb_ja.md needs vlan_ja.md's
 containers), so an earlier document's cleanup is its teardown and runs at the end.
 """
 
@@ -122,7 +122,7 @@ def document_items(session: pytest.Session, documents: list[Document]) -> list[p
 
 
 class DocumentSession:
-    """A plugin object: the session's document lab, made at the first step and removed at
+    """A plugin object: the session's document sandbox, made at the first step and removed at
     the end of the session (whatever the steps' own cleanup did), and the summary."""
 
     PLUGIN_NAME = "vlanlb-documents"
@@ -196,5 +196,5 @@ class DocumentSession:
 def check_not_distributed(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None):
         raise PreflightError(
-            "--vlanlb-doc runs each document's steps in order on one lab: drop -n (xdist)"
+            "--vlanlb-doc runs each document's steps in order in one sandbox: drop -n (xdist)"
         )

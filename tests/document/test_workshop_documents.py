@@ -84,6 +84,21 @@ def test_documents_as_published(pytester, workshop, language):
     assert not left
 
 
+def test_on_cni_the_router_cannot_take_the_gateway_address(pytester, workshop):
+    """The sandbox's podman on its other backend: CNI's IPAM refuses a subnet's gateway as a
+    static address, so vlan_ja.md's Step 3 fails with CNI's own words, and so does what
+    needs the router there; nothing is left on the host."""
+    result, outcomes, reports, left = run_documents(
+        pytester,
+        {"vlan_ja.md": read(workshop, "vlan_ja.md")},
+        "--vlanlb-network-backend=cni",
+    )
+    assert outcomes["vlan_ja.md::step-3"] == "failed", result.outlines[-30:]
+    assert "requested ip 192.168.10.1 is subnet's gateway" in reports["vlan_ja.md::step-3"]
+    assert outcomes["vlan_ja.md::step-2"] == outcomes["vlan_ja.md::step-1"] == "passed"
+    assert not left
+
+
 def dnat_aware(text: str) -> str:
     assert text.count(AS_WRITTEN_DROP) == 2  # Step 2 and Step 6's cleanup
     return text.replace(AS_WRITTEN_DROP, DNAT_AWARE_DROP)
