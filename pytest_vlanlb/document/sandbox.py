@@ -95,7 +95,9 @@ START_TIMEOUT = 20.0
 _SETUP = r"""
 set -eu
 R=$VLANLB_ROOT
-mount -t tmpfs -o mode=755 sandbox "$R"
+# Every file system of the sandbox is memory with a ceiling: a document that writes too much
+# meets "No space left on device" in the sandbox, not a host short of memory.
+mount -t tmpfs -o mode=755,size=1g sandbox "$R"
 mkdir -p "$R/.rw/usr" "$R/.rw/work" "$R/usr"
 mount -t overlay overlay -o "lowerdir=/usr,upperdir=$R/.rw/usr,workdir=$R/.rw/work" "$R/usr"
 for d in bin sbin lib lib32 lib64 libx32; do
@@ -130,14 +132,14 @@ printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$R/etc/container
 mkdir -p "$R/usr/local/sbin"
 printf '%s' "$VLANLB_SUDO" > "$R/usr/local/sbin/sudo"
 chmod 755 "$R/usr/local/sbin/sudo"
-mount -t tmpfs -o mode=755 dev "$R/dev"
+mount -t tmpfs -o mode=755,size=1m dev "$R/dev"
 for n in null zero full random urandom tty; do
     touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"
 done
 mkdir "$R/dev/pts" "$R/dev/shm" "$R/dev/mqueue"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
 ln -s pts/ptmx "$R/dev/ptmx"
-mount -t tmpfs -o mode=1777 shm "$R/dev/shm"
+mount -t tmpfs -o mode=1777,size=64m shm "$R/dev/shm"
 mount -t mqueue mqueue "$R/dev/mqueue"
 ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"
@@ -152,9 +154,9 @@ mount -o remount,bind,rw "$R/proc/sys/net"
 mount -t sysfs -o ro sysfs "$R/sys"
 # crun runs with cgroups disabled; it still wants to see a cgroup2 file system here.
 mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
-mount -t tmpfs -o mode=755 run "$R/run"
-mount -t tmpfs -o mode=1777 tmp "$R/tmp"
-mount -t tmpfs -o mode=700 storage "$R/var/lib/containers"
+mount -t tmpfs -o mode=755,size=256m run "$R/run"
+mount -t tmpfs -o mode=1777,size=1g tmp "$R/tmp"
+mount -t tmpfs -o mode=700,size=4g storage "$R/var/lib/containers"
 mount --bind -o ro "$VLANLB_IMAGES" "$R/var/lib/vlanlb-images"
 mount -o remount,bind,ro "$R/var/lib/vlanlb-images"
 hostname "$VLANLB_HOSTNAME"

@@ -1,0 +1,99 @@
+"""The document sandbox's parts that need no namespace: its settings, its capability set,
+the sweep of dead sandboxes' folders, the image store's place, the host tools it needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pytest_vlanlb.document import sandbox
+from pytest_vlanlb.errors import PreflightError
+from pytest_vlanlb.naming import owner_token, process_start_time
+
+
+def test_podman_in_the_sandbox_never_pulls_and_writes_no_cgroup():
+    conf = sandbox.sandbox_containers_conf("cni")
+    assert 'cgroups = "disabled"' in conf
+    assert 'runtime = "crun"' in conf
+    assert 'pull_policy = "never"' in conf
+    assert "stop_timeout = 0" in conf
+    assert 'network_backend = "cni"' in conf
+    assert "network_backend" not in sandbox.sandbox_containers_conf(None)
+
+
+def test_what_no_namespace_contains_is_dropped_from_the_bounding_set():
+    dropped = sandbox.bounding_set().split(",")
+    assert {"-sys_module", "-sys_rawio", "-sys_boot", "-sys_time"} <= set(dropped)
+    # What podman, netavark and the documents need stays: mounts, networks, chroot, mknod.
+    assert not {"-sys_admin", "-net_admin", "-sys_chroot", "-mknod"} & set(dropped)
+
+
+def test_setpriv_accepts_the_bounding_set():
+    result = subprocess.run(
+        ["setpriv", f"--bounding-set={sandbox.bounding_set()}", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_image_store_is_found_by_recipe_and_by_image_id_for_a_users_image():
+    store = sandbox.image_store("localhost/vlanlb-alpine:1b655cd89672")
+    assert store == sandbox.IMAGE_CACHE / "1b655cd89672"
+    users = sandbox.image_store("localhost/vlanlb-alpine:abc", "0123456789abcdef")
+    assert users.name == "abc-0123456789ab"
+
+
+def make_folder(base, name, owner, *, keep=False, processes=()):
+    folder = base / f"{sandbox.SANDBOX_PREFIX}{name}-x1"
+    folder.mkdir()
+    (folder / "owner").write_text(owner)
+    if keep:
+        (folder / "keep").write_text("1")
+    for file, pid in zip(("pid", "init"), processes, strict=False):
+        (folder / file).write_text(f"{pid}:{process_start_time(pid)}")
+    return folder
+
+
+def test_the_sweep_removes_dead_runs_folders_and_leaves_live_and_kept_ones(tmp_path):
+    dead = owner_token(pid=2**22 + 1)  # no such process
+    gone = make_folder(tmp_path, "aaaaaa", dead)
+    live = make_folder(tmp_path, "bbbbbb", owner_token())
+    kept = make_folder(tmp_path, "cccccc", dead, keep=True)
+    removed = sandbox.remove_stale_sandboxes(tmp_path)
+    assert removed == [gone.name]
+    assert live.exists()
+    assert kept.exists()
+    assert sandbox.remove_stale_sandboxes(tmp_path, include_kept=True) == [kept.name]
+    assert sandbox.remove_stale_sandboxes(tmp_path, run_id="bbbbbb") == [live.name]
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_sweep_kills_a_dead_runs_sandbox_but_never_a_reused_pid(tmp_path):
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as survivor:
+        folder = make_folder(tmp_path, "dddddd", owner_token(pid=2**22 + 1))
+        # The recorded process is the survivor's pid with another start time: a reused pid.
+        (folder / "init").write_text(f"{survivor.pid}:1")
+        sandbox.remove_stale_sandboxes(tmp_path)
+        assert survivor.poll() is None
+        with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as child:
+            make_folder(tmp_path, "eeeeee", owner_token(pid=2**22 + 1), processes=(child.pid,))
+            sandbox.remove_stale_sandboxes(tmp_path)
+            assert child.wait(timeout=10) == -9
+        survivor.kill()
+
+
+def test_a_missing_host_tool_is_named_with_its_package(monkeypatch):
+    real = sandbox.shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda t: None if t == "crun" else real(t))
+    with pytest.raises(PreflightError, match=r"needs crun: `apt-get install crun`"):
+        sandbox.check_host_tools()
+
+
+def test_a_sandbox_that_cannot_be_made_says_why(tmp_path):
+    with pytest.raises(PreflightError, match="could not make its sandbox"):
+        sandbox.start_sandbox("ffffff", tmp_path / "no-such-store", ("eth0",))
+    assert not list(sandbox.sandbox_base().glob(f"{sandbox.SANDBOX_PREFIX}ffffff-*"))
