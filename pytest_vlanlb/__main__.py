@@ -54,14 +54,16 @@ def main(argv: list[str] | None = None) -> int:
                 items += remove_leftovers(
                     service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
                 )
-        if not args.dry_run:
-            for name in remove_stale_sandboxes(include_kept=args.kept, run_id=args.run):
-                print(f"removed document sandbox {name}")
         verb = "found" if args.dry_run else "removed"
+        sandboxes = remove_stale_sandboxes(
+            include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
+        )
+        for name in sandboxes:
+            print(f"{verb} document sandbox {name}")
         for item in dict.fromkeys(items):
             kept = " (kept)" if item.kept else ""
             print(f"{verb} {item.kind} {item.name} of run {item.run_id}{kept}")
-        if not items:
+        if not items and not sandboxes:
             print("nothing to remove")
         return 0
     except VlanlbError as exc:

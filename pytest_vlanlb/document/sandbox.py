@@ -438,10 +438,15 @@ def _child_of(pid: int) -> int:
 
 
 def remove_stale_sandboxes(
-    base: Path | None = None, *, include_kept: bool = False, run_id: str | None = None
+    base: Path | None = None,
+    *,
+    include_kept: bool = False,
+    run_id: str | None = None,
+    dry_run: bool = False,
 ) -> list[str]:
     """Sandboxes (still running, or only their folders) of runs whose owner is gone, kept
-    ones only when asked for; or one run's, whatever its state. Kills them, removes them."""
+    ones only when asked for; or one run's, whatever its state. Kills them, removes them
+    (with dry_run, only names them)."""
     removed = []
     pattern = f"{SANDBOX_PREFIX}{run_id}-*" if run_id else f"{SANDBOX_PREFIX}*"
     for workdir in (base or sandbox_base()).glob(pattern):
@@ -452,7 +457,8 @@ def remove_stale_sandboxes(
         kept = (workdir / "keep").exists() and not include_kept
         if run_id is None and (owner_is_alive(owner) or kept):
             continue
-        kill_sandbox(workdir)
+        if not dry_run:
+            kill_sandbox(workdir)
         removed.append(workdir.name)
     return removed
 

@@ -63,6 +63,8 @@ def test_the_sweep_removes_dead_runs_folders_and_leaves_live_and_kept_ones(tmp_p
     gone = make_folder(tmp_path, "aaaaaa", dead)
     live = make_folder(tmp_path, "bbbbbb", owner_token())
     kept = make_folder(tmp_path, "cccccc", dead, keep=True)
+    assert sandbox.remove_stale_sandboxes(tmp_path, dry_run=True) == [gone.name]
+    assert gone.exists()
     removed = sandbox.remove_stale_sandboxes(tmp_path)
     assert removed == [gone.name]
     assert live.exists()
