@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -36,30 +35,25 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def kernel_supports_8021q() -> bool:
-    """Try a VLAN sub-interface in a throwaway network namespace (never on a host link)."""
-    netns = f"vlbprobe{os.getpid()}"
-    try:
-        if ip("netns", "add", netns, check=False).returncode != 0:
-            return False
-        ip("-n", netns, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
-        probe = ip(
-            "-n",
-            netns,
-            "link",
-            "add",
-            "link",
-            "p0",
-            "name",
-            "p0.10",
-            "type",
-            "vlan",
-            "id",
-            "10",
-            check=False,
-        )
-        return probe.returncode == 0
-    finally:
-        ip("netns", "del", netns, check=False)
+    """Try a VLAN sub-interface in a throwaway network namespace (never on a host link). The
+    namespace is the probe process's own: it leaves no /run/netns mount behind, as a named
+    namespace (`ip netns add`) would on a host that never had one."""
+    if shutil.which("unshare") is None:
+        raise PreflightError("`unshare` (util-linux) is missing: run scripts/setup")
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--net",
+            "sh",
+            "-c",
+            "ip link add p0 type veth peer name p1 && "
+            "ip link add link p0 name p0.10 type vlan id 10",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.returncode == 0
 
 
 def choose_wire_kind(requested: str) -> WireKind:
