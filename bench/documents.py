@@ -36,7 +36,7 @@ from pytest_vlanlb.document.mapping import (  # noqa: E402
     document_nics,
     plan_command,
 )
-from pytest_vlanlb.document.markdown import Document, load_document  # noqa: E402
+from pytest_vlanlb.document.markdown import Document, Section, load_document  # noqa: E402
 from pytest_vlanlb.document.runner import (  # noqa: E402
     is_runnable,
     prepare_image_store,
@@ -54,7 +54,7 @@ LIMIT = 15  # seconds per command, as document mode's default --vlanlb-doc-timeo
 WORKSHOP = ROOT.parent / "shared" / "workshop"
 
 
-def in_order(paths: list[Path]) -> list[tuple[Document, object]]:
+def in_order(paths: list[Path]) -> list[tuple[Document, Section]]:
     documents = [load_document(p) for p in paths]
     sections = [
         (d, s) for d in documents for s in d.sections if is_runnable(s) and not s.is_cleanup
@@ -68,7 +68,7 @@ def in_order(paths: list[Path]) -> list[tuple[Document, object]]:
 def plain_script(paths: list[Path], context: RunContext) -> str:
     lines = []
     for document, section in in_order(paths):
-        for typed in typed_commands(document, section):  # type: ignore[arg-type]
+        for typed in typed_commands(document, section):
             plan = plan_command(typed.block.text, typed.command, context, typed.needs_internet)
             words = typed.command.parts[0].words
             if plan.action is Action.RUN and words[0].literal == "export":
@@ -88,11 +88,7 @@ def plain_script(paths: list[Path], context: RunContext) -> str:
 
 
 def run_plain(paths: list[Path], store: Path) -> float:
-    commands = [
-        t.command
-        for d, s in in_order(paths)
-        for t in typed_commands(d, s)  # type: ignore[arg-type]
-    ]
+    commands = [t.command for d, s in in_order(paths) for t in typed_commands(d, s)]
     sandbox = start_sandbox(RunNames.new().run_id, store, document_nics(commands))
     try:
         script = plain_script(paths, RunContext(kernel_supports_8021q()))

@@ -6,11 +6,16 @@ import ctypes
 import signal
 import subprocess
 
+PR_SET_PDEATHSIG = 1
+
+
+def _on_parent_death(signum: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+
 
 def die_with_parent() -> None:
     """For preexec_fn: the kernel ends the process when pytest dies, even by SIGKILL."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    _on_parent_death(signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
@@ -27,5 +32,4 @@ def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
 
 def kill_with_parent() -> None:
     """For preexec_fn: SIGKILL when pytest dies, for a child that ignores SIGTERM (unshare)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    _on_parent_death(signal.SIGKILL)

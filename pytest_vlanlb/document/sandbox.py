@@ -224,8 +224,10 @@ def sandbox_containers_conf(backend: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.cache
 def bounding_set() -> str:
-    """setpriv's --bounding-set argument: the dropped capabilities this kernel knows."""
+    """setpriv's --bounding-set argument: the dropped capabilities this kernel knows (read
+    once: every command entering the sandbox uses it)."""
     try:
         last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     except (OSError, ValueError):
