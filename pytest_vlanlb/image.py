@@ -142,15 +142,63 @@ def require_image(client: podman.PodmanClient, reference: str) -> str:
 STANDIN_REPOSITORY = "localhost/vlanlb-alpine"
 #: Where alpine's busybox differs from Debian's tools in what the documents show or need:
 #: `sh` (its `echo -e`), `ping` (its output format). Debian's busybox provides both applets.
-STANDIN_LINKS: tuple[tuple[str, str], ...] = (
-    ("/bin/busybox", "/bin/sh"),
-    ("/bin/busybox", "/usr/local/bin/ping"),
-)
+STANDIN_LINKS: tuple[tuple[str, str], ...] = (("/bin/busybox", "/bin/sh"),)
+#: The stand-in's `ping`. Alpine patches busybox's ping to fall back to an ICMP datagram
+#: socket when it may not open a raw one; podman 5 no longer grants NET_RAW by default, so on
+#: podman 5 (which also sets net.ipv4.ping_group_range to allow root's group) alpine's ping
+#: still works and Debian's busybox ping ("permission denied (are you root?)") would not.
+#: Where alpine's would fall back, this runs iputils' ping, which falls back the same way (a
+#: copy without its file capability, which an exec without NET_RAW refuses), and writes its
+#: lines as busybox's. Otherwise it is busybox's own ping.
+STANDIN_PING = """#!/bin/busybox sh
+# alpine's ping, as vlanlb's stand-in for alpine has it (see pytest_vlanlb/image.py)
+effective=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+datagrams=$(awk -v g="$(id -g)" '{print (g >= $1 && g <= $2)}' /proc/sys/net/ipv4/ping_group_range)
+if [ $(( 0x$effective >> 13 & 1 )) = 1 ] || [ "$datagrams" != 1 ]; then
+    exec /bin/busybox ping "$@"  # a raw socket, or none at all: busybox's own words either way
+fi
+set -o pipefail
+/usr/local/lib/vlanlb/ping "$@" | awk '
+/^$/ { blank++; next }  # iputils ends with one when no reply came; busybox does not
+blank { for (; blank > 0; blank--) print "" }
+/^PING / {
+    size = $4; sub(/\\(.*/, "", size)
+    print $1 " " $2 " " $3 ": " size " data bytes"; fflush(); next
+}
+/ bytes from .* icmp_seq=/ {
+    for (i = 1; i <= NF; i++) if ($i ~ /^icmp_seq=/) { split($i, s, "="); $i = "seq=" (s[2] - 1) }
+    print; fflush(); next
+}
+/^From / { next }
+/ packets transmitted, / {
+    loss = ""; for (i = 1; i <= NF; i++) if ($i ~ /%$/) loss = $i
+    print $1 " packets transmitted, " $4 " packets received, " loss " packet loss"; fflush(); next
+}
+/^rtt / {
+    split($4, v, "/"); print "round-trip min/avg/max = " v[1] "/" v[2] "/" v[3] " ms"
+    fflush(); next
+}
+{ print; fflush() }'
+[ $? = 0 ] || exit 1
+"""
 
 
 def standin_tag(base: str) -> str:
-    recipe = json.dumps([base, STANDIN_LINKS])
+    recipe = json.dumps([base, STANDIN_LINKS, STANDIN_PING])
     return f"{STANDIN_REPOSITORY}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+
+
+def standin_script() -> str:
+    """What the stand-in's derivation runs in the base image. Where the base has no iputils
+    ping to fall back on, `ping` is busybox's alone, as before podman 5."""
+    links = [f"ln -sf {target} {link}" for target, link in STANDIN_LINKS]
+    ping = (
+        "if [ -x /usr/bin/ping ] && ! [ -L /usr/bin/ping ]; then "
+        "mkdir -p /usr/local/lib/vlanlb && cp /usr/bin/ping /usr/local/lib/vlanlb/ping && "
+        "cat > /usr/local/bin/ping <<'VLANLB_PING' && chmod 755 /usr/local/bin/ping; "
+        "else ln -sf /bin/busybox /usr/local/bin/ping; fi\n" + STANDIN_PING + "VLANLB_PING\n"
+    )
+    return " && ".join(links) + " && " + ping
 
 
 def ensure_alpine_standin(
@@ -162,10 +210,9 @@ def ensure_alpine_standin(
     if client.images.exists(tag):
         return tag
     progress(f"deriving {tag} (alpine stand-in) from {base}")
-    script = " && ".join(f"ln -sf {target} {link}" for target, link in STANDIN_LINKS)
     container = client.containers.create(
         base,
-        command=["/bin/busybox", "sh", "-c", script],
+        command=["/bin/busybox", "sh", "-c", standin_script()],
         ulimits=[{"Name": n, "Soft": 1024, "Hard": 1024} for n in ("nofile", "nproc")],
         network_mode="none",
     )

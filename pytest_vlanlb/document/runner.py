@@ -46,7 +46,6 @@ from .promises import (
     running_containers,
 )
 from .sandbox import (
-    SANDBOX_CONTAINERS_CONF,
     WIRE_NETNS,
     ensure_image_store,
     image_store,
@@ -402,7 +401,7 @@ class DocumentRun:
     def close(self) -> None:
         """End the sandbox: every container, network, link and file of the run goes with it."""
         if self.keep:
-            enter = self.sandbox.enter("env", f"CONTAINERS_CONF={SANDBOX_CONTAINERS_CONF}", "bash")
+            enter = self.sandbox.enter("bash")
             self.progress(
                 f"kept document sandbox {self.names.run_id} (--vlanlb-keep): enter it with "
                 f"`{' '.join(enter)}`; remove it with: vlanlb cleanup --run {self.names.run_id}"

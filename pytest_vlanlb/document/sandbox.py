@@ -77,8 +77,6 @@ DROPPED_CAPABILITIES = (
     "perfmon",
     "bpf",
 )
-#: The sandbox's podman settings, alone (the distribution's defaults are not layered in).
-SANDBOX_CONTAINERS_CONF = "/etc/containers/containers.conf"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Tools the sandbox needs from the host (apt package), besides podman.
 HOST_TOOLS = {
@@ -207,7 +205,13 @@ _STORAGE = (
 def sandbox_containers_conf(backend: str | None) -> str:
     """podman's settings in the sandbox: crun without cgroups (nothing is written to the
     host's cgroup tree), ulimits that need no CAP_SYS_RESOURCE, no wait on `rm -f` for
-    `sleep infinity`, never a pull (there is no registry), the network backend asked for."""
+    `sleep infinity`, never a pull (there is no registry), the network backend asked for.
+
+    They are the sandbox's /etc/containers/containers.conf, which podman reads over the
+    distribution's defaults in /usr/share (the host's, through the overlay), as the user's
+    podman does: those defaults are what a student's containers get (podman 5's and Debian's
+    drop NET_RAW and let root's group ping through ICMP datagram sockets, for example).
+    CONTAINERS_CONF would replace them instead."""
     lines = [
         "[containers]",
         'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
@@ -282,7 +286,6 @@ class Sandbox:
             "HOME": "/root",
             "LANG": "C.UTF-8",
             "USER": "root",
-            "CONTAINERS_CONF": SANDBOX_CONTAINERS_CONF,
             **extra,
         }
 
