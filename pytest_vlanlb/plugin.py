@@ -14,7 +14,7 @@ from .health import lab_breakage
 from .lab import Lab
 from .layers import FIREWALL_VARIANTS, LayerStack
 from .node import Node
-from .podman_service import PodmanService
+from .podman_service import PodmanService, check_cni_built
 from .session import LabConfig, podman_service, preflight, running_lab
 from .topology import Topology, load_topology, resolve_topology, topology_dirs
 
@@ -155,6 +155,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
         config.stash[_TOPOLOGY] = _load(config)
+        if _option(config, "network_backend") == "cni" and not _option(config, "url"):
+            check_cni_built()  # podman 5 usually has none: one line, not an error per test
         documents = _documents(config)
         if documents:
             _configure_documents(config, documents)

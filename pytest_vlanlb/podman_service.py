@@ -10,7 +10,9 @@ with whatever backend it has.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -62,13 +64,50 @@ def answers(url: str, timeout: float = 3.0) -> bool:
 
 
 def installed_backends() -> list[str]:
-    """The network backends whose binaries are on this machine, preferred first."""
+    """The network backends this machine's podman can use, preferred first: netavark's
+    binary, and CNI's plugins where podman was built with CNI."""
     found = []
     if any(Path(d, "netavark").is_file() for d in HELPER_DIRS):
         found.append("netavark")
-    if any(Path(d, "macvlan").is_file() for d in CNI_DIRS):
+    if any(Path(d, "macvlan").is_file() for d in CNI_DIRS) and podman_builds_cni():
         found.append("cni")
     return found
+
+
+def cli_version() -> str:
+    """This machine's podman version, from `podman --version` ("" without podman)."""
+    try:
+        out = subprocess.run(
+            ["podman", "--version"], capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    match = re.search(r"(\d+\.\d+(?:\.\d+)?)", out)
+    return match.group(1) if match else ""
+
+
+@functools.cache
+def podman_builds_cni() -> bool:
+    """Whether this machine's podman has the CNI backend. podman 5 builds may leave it out
+    (Debian 13's, Fedora's: netavark is then the only backend); podman 4 always has it."""
+    version = cli_version()
+    if not version or int(version.split(".")[0]) < 5:
+        return True
+    probe = subprocess.run(
+        ["podman", "--network-backend", "cni", "info", "--format", "{{.Host.NetworkBackend}}"],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "PATH": sbin_path()},
+    )  # fmt: skip
+    return probe.returncode == 0 or "cni support is not enabled" not in probe.stderr
+
+
+def check_cni_built() -> None:
+    """A usage error, before anything starts, when CNI is asked of a podman without it."""
+    if not podman_builds_cni():
+        raise PreflightError(
+            f"--vlanlb-network-backend=cni: this podman ({cli_version()}) was built without "
+            "CNI, as podman 5 usually is: use --vlanlb-network-backend=netavark (or auto)"
+        )
 
 
 def choose_backend(requested: str) -> str | None:
@@ -90,6 +129,8 @@ def choose_backend(requested: str) -> str | None:
         raise PreflightError(
             f"unknown network backend {requested!r}: use auto, {' or '.join(BACKENDS)}"
         )
+    if requested == "cni":
+        check_cni_built()
     if requested not in installed:
         packages = {"netavark": "netavark aardvark-dns", "cni": "containernetworking-plugins"}
         package = packages[requested]

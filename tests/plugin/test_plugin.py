@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vlanlb import podman_service
+
 BASIC = Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml"
 
 LAB_TEST = """
@@ -143,3 +145,24 @@ def test_wire_choice_is_validated(pytester):
     result = pytester.runpytest("--vlanlb-wire=token-ring")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*invalid choice: 'token-ring'*"])
+
+
+def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(pytester):
+    """Real podman: on podman 4 (this host) the service runs CNI; on a podman 5 built without
+    it (Debian 13: the VM tier's main check runs this test there) one usage line, no test."""
+    pytester.makepyfile(
+        "def test_backend(vlanlb_podman):\n    assert vlanlb_podman.backend == 'cni'\n"
+    )
+    result = pytester.runpytest_subprocess("--vlanlb-network-backend=cni")
+    if not podman_service.podman_builds_cni():
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert [line for line in result.stderr.lines if line.strip()] == [
+            f"ERROR: pytest-vlanlb: --vlanlb-network-backend=cni: this podman "
+            f"({podman_service.cli_version()}) was built without CNI, as podman 5 usually is: "
+            "use --vlanlb-network-backend=netavark (or auto)"
+        ]
+    elif "cni" in podman_service.installed_backends():
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*apt-get install containernetworking-plugins*"])

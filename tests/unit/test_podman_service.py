@@ -21,16 +21,70 @@ from pytest_vlanlb.remote import is_ssh, ssh_command
 )
 def test_backend_choice(monkeypatch, installed, requested, chosen):
     monkeypatch.setattr(podman_service, "installed_backends", lambda: installed)
+    monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
     assert choose_backend(requested) == chosen
 
 
 def test_a_missing_backend_names_the_package(monkeypatch):
     monkeypatch.setattr(podman_service, "installed_backends", lambda: ["netavark"])
+    monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
     with pytest.raises(PreflightError, match="apt-get install containernetworking-plugins"):
         choose_backend("cni")
     monkeypatch.setattr(podman_service, "installed_backends", lambda: [])
     with pytest.raises(PreflightError, match="no network backend installed: run scripts/setup"):
         choose_backend("auto")
+
+
+#: podman 5 as Debian 13 and Fedora build it: no CNI.
+PODMAN_5_WITHOUT_CNI = """#!/bin/sh
+case "$1" in
+    --version) echo "podman version 5.4.2" ;;
+    *) echo 'Error: cni support is not enabled in this build, only netavark. Got unsupported \
+network backend "cni"' >&2; exit 125 ;;
+esac
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_cni_probe():
+    """podman_builds_cni() is asked once per process: each test asks its own podman."""
+    podman_service.podman_builds_cni.cache_clear()
+    yield
+    podman_service.podman_builds_cni.cache_clear()
+
+
+def fake_podman(folder, script: str, monkeypatch) -> None:
+    (folder / "podman").write_text(script)
+    (folder / "podman").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    monkeypatch.setattr(podman_service, "CNI_DIRS", (str(folder),))
+    (folder / "macvlan").write_text("")  # CNI's plugins are installed: podman cannot use them
+
+
+@pytest.mark.parametrize(
+    ("script", "has_cni"),
+    [
+        (PODMAN_5_WITHOUT_CNI, False),
+        ('#!/bin/sh\necho "podman version 5.2.0"\n', True),  # built with CNI: info succeeds
+        ('#!/bin/sh\necho "podman version 4.3.1"\nexit 99\n', True),  # 4.x: never asked
+    ],
+)
+def test_cni_is_found_only_in_a_podman_built_with_it(tmp_path, monkeypatch, script, has_cni):
+    fake_podman(tmp_path, script, monkeypatch)
+    monkeypatch.setattr(podman_service, "HELPER_DIRS", (str(tmp_path),))
+    (tmp_path / "netavark").write_text("")
+    assert podman_service.podman_builds_cni() is has_cni
+    assert podman_service.installed_backends() == ["netavark", "cni"][: 1 + has_cni]
+
+
+def test_cni_on_a_podman_without_it_says_so_and_how_to_go_on(tmp_path, monkeypatch):
+    fake_podman(tmp_path, PODMAN_5_WITHOUT_CNI, monkeypatch)
+    with pytest.raises(PreflightError) as caught:
+        choose_backend("cni")
+    assert str(caught.value) == (
+        "--vlanlb-network-backend=cni: this podman (5.4.2) was built without CNI, as podman 5 "
+        "usually is: use --vlanlb-network-backend=netavark (or auto)"
+    )
 
 
 def test_our_containers_conf_names_the_backend_explicitly():
