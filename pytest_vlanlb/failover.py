@@ -28,6 +28,14 @@ from .waiting import wait_until
 #: Gratuitous ARPs the new leader sends: at once, then each second (busybox arping -U).
 GARP_COUNT = 3
 LOOP_LOG = "/tmp/vlanlb-loop.log"
+#: When the loop stops (ns since the epoch): `seconds` after the failure, set once it is known.
+LOOP_END = "/tmp/vlanlb-loop-end"
+#: How long the loop may take to get its first answers before the failure (a slow machine,
+#: an emulated one, needs seconds: the claims are about the gap, not about this).
+SETTLE_LIMIT = 30.0
+#: Answers the loop must have had before the failure (each started more than its timeout
+#: before it, so the failure cannot have caught it in flight).
+SETTLE = 5
 
 
 def public_interface(lab: Lab, router: Node) -> str:
@@ -131,8 +139,9 @@ class Gap:
 
 
 class RequestLoop:
-    """Requests from `client` to `url`, back to back for `seconds`, each bounded by
-    `timeout`, timestamped by the client; a failure is triggered while it runs."""
+    """Requests from `client` to `url`, back to back until `seconds` after a failure, each
+    bounded by `timeout`, timestamped by the client; the failure is triggered once the loop
+    has had its first answers."""
 
     def __init__(self, client: Node, url: str, *, seconds: float, timeout: float = 0.2) -> None:
         self.client = client
@@ -141,30 +150,50 @@ class RequestLoop:
         self.timeout = timeout
 
     def _script(self) -> str:
+        # Until the failure is known, the loop may run for the settle limit and `seconds`;
+        # around() then moves the end (a rename: `read` never sees a half-written file).
+        cap = int((SETTLE_LIMIT + self.seconds) * 1e9)
         return (
-            f": > {LOOP_LOG}; end=$(( $(date +%s%N) + {int(self.seconds * 1e9)} )); "
-            f'while [ "$(date +%s%N)" -lt "$end" ]; do t=$(date +%s%N); '
+            f": > {LOOP_LOG}; echo $(( $(date +%s%N) + {cap} )) > {LOOP_END}; "
+            f'while read -r end < {LOOP_END} && [ "$(date +%s%N)" -lt "$end" ]; do '
+            f"t=$(date +%s%N); "
             f"if curl -s -o /dev/null --max-time {self.timeout:g} {self.url}; "
             f'then echo "$t ok"; else echo "$t fail"; fi >> {LOOP_LOG}; done; cat {LOOP_LOG}'
         )
 
-    def _answered(self, at_least: int) -> bool:
-        count = self.client.exec("grep", "-c", " ok$", LOOP_LOG).stdout.strip()
-        return count.isdigit() and int(count) >= at_least
+    def _end_at(self, moment: float) -> None:
+        end = int(moment * 1e9)
+        self.client.exec(
+            "/bin/sh", "-c", f"echo {end} > {LOOP_END}.new && mv {LOOP_END}.new {LOOP_END}"
+        )
 
-    def around(self, failure: Callable[[], float], *, settle: int = 5) -> Gap:
+    def _answered(self, at_least: int) -> bool:
+        """At least `at_least` requests were answered that started more than `timeout` ago:
+        requests the failure cannot catch in flight, so that they count as "before" it."""
+        horizon = int((time.time() - self.timeout) * 1e9)
+        answered = 0
+        for line in self.client.exec("cat", LOOP_LOG).stdout.splitlines():
+            stamp, _, outcome = line.partition(" ")
+            answered += stamp.isdigit() and int(stamp) < horizon and outcome == "ok"
+        return answered >= at_least
+
+    def around(self, failure: Callable[[], float], *, settle: int = SETTLE) -> Gap:
         """Run the loop; once `settle` requests were answered, run `failure`, which returns
         the moment the service broke."""
-        self.client.exec("rm", "-f", LOOP_LOG)  # no earlier loop's answers count
+        self.client.exec("rm", "-f", LOOP_LOG, LOOP_END)  # no earlier loop's answers count
         with ThreadPoolExecutor(max_workers=1) as pool:
             loop = pool.submit(self.client.exec, "/bin/sh", "-c", self._script())
-            if not wait_until(lambda: self._answered(settle), timeout=self.seconds / 2):
-                loop.result()
-                raise LabBuildError(
-                    f"the VIP did not answer {settle} requests before the failure: "
-                    f"check the layers ({self.url})"
-                )
-            failed_at = failure()
+            try:
+                if not wait_until(lambda: self._answered(settle), timeout=SETTLE_LIMIT):
+                    raise LabBuildError(
+                        f"the VIP did not answer {settle} requests within {SETTLE_LIMIT:g} s "
+                        f"before the failure: check the layers ({self.url})"
+                    )
+                failed_at = failure()
+                self._end_at(failed_at + self.seconds)
+            except BaseException:
+                self._end_at(0)  # the loop stops now, not at its cap
+                raise
             output = loop.result().stdout
         requests = []
         for line in output.splitlines():

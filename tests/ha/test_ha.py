@@ -13,6 +13,7 @@ from pytest_vlanlb.counters import observe
 from pytest_vlanlb.failover import (
     GARP_COUNT,
     LINUX_DEFAULT_TIMERS,
+    SETTLE,
     NeighbourTimers,
     RequestLoop,
     failed_leader,
@@ -69,6 +70,7 @@ def test_with_gratuitous_arp_the_vip_answers_again_within_a_second(
     with failed_leader(vlanlb_lab, leader, follower) as fail:
         gap = loop(client, vip_url, 3.0).around(lambda: fail(True))
     print(f"\nfailover with gratuitous ARP ({GARP_COUNT} announcements): {gap}")
+    assert len(gap.before) >= SETTLE, gap  # answered before the failure, not in flight
     assert all(r.ok for r in gap.before), gap
     assert gap.seconds is not None, gap
     assert gap.seconds < 1.0, gap
@@ -100,6 +102,8 @@ def test_without_gratuitous_arp_a_keeps_the_dead_routers_mac_until_it_expires(
         f"{SHORT_TIMERS.longest_with_a_late_confirmation:.1f} s with a late confirmation "
         f"(Linux defaults: up to {LINUX_DEFAULT_TIMERS.longest_stale_use:.0f} s)"
     )
+    assert len(gap.before) >= SETTLE, gap
+    assert all(r.ok for r in gap.before), gap
     assert gap.seconds is not None, gap
     assert gap.seconds >= SHORT_TIMERS.shortest_stale_use - LOOP_STEP, gap
     assert gap.seconds <= SHORT_TIMERS.longest_with_a_late_confirmation + LOOP_STEP, gap
@@ -132,6 +136,7 @@ def test_without_snat_the_replies_take_the_dead_routers_way(
         seen = observe(follower, lambda: loop(client, vip_url, 3.0).around(lambda: fail(True)))
     gap = seen.result
     print(f"\nfailover without SNAT: {gap}")
+    assert len(gap.before) >= SETTLE, gap  # answered before the failure, not in flight
     assert all(r.ok for r in gap.before), gap
     assert gap.after, gap
     assert gap.recovered_at is None, f"{gap}\n{seen.explain()}"
