@@ -25,7 +25,14 @@ from typing import Any
 
 import podman
 from podman.errors import APIError, NotFound
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from .errors import LabBuildError, VlanlbError
 from .image import REQUIRED_TOOLS
@@ -280,8 +287,19 @@ def _check_tools(node: Node, image: str) -> None:
 
 
 def _remove_container(client: podman.PodmanClient, name: str) -> None:
+    """Remove a container, asking twice if need be: podman 5's netavark fails the first
+    removal of a container whose interface was renamed or deleted inside it ("Netlink error:
+    No such device"; a student's lab can be so), and a second one succeeds."""
     with contextlib.suppress(NotFound):
-        container_named(client, name).remove(force=True, v=True)
+        for attempt in Retrying(
+            stop=stop_after_attempt(3),
+            retry=retry_if_exception(
+                lambda e: isinstance(e, APIError) and not isinstance(e, NotFound)
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                container_named(client, name).remove(force=True, v=True)
 
 
 def _remove_network(client: podman.PodmanClient, name: str) -> None:

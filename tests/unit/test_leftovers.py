@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from podman.errors import APIError, NotFound
+
+from pytest_vlanlb import lab
 from pytest_vlanlb.lab import Leftover, select_leftovers
 
 DEAD = Leftover("container", "vlb-111111-a", "111111", kept=False)
@@ -17,3 +21,37 @@ def test_kept_labs_go_with_kept_or_by_run_id():
     assert select_leftovers([DEAD, KEPT], include_kept=True) == [DEAD, KEPT]
     assert select_leftovers([DEAD, KEPT, LINK], run_id="222222") == [KEPT]
     assert select_leftovers([DEAD, KEPT, LINK], run_id="111111") == [DEAD, LINK]
+
+
+class FlakyContainer:
+    """A container whose first removals fail as podman 5's do after a student renamed its
+    interface (netavark: "Netlink error: No such device")."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.removals = failures, 0
+
+    def remove(self, **_kwargs) -> None:
+        self.removals += 1
+        if self.removals <= self.failures:
+            raise APIError("removing container network: netavark: Netlink error: No such device")
+
+
+def test_a_container_is_asked_again_when_its_network_teardown_fails(monkeypatch):
+    container = FlakyContainer(failures=1)
+    monkeypatch.setattr(lab, "container_named", lambda _client, _name: container)
+    lab._remove_container(None, "st-hostile-names-router")
+    assert container.removals == 2
+
+
+def test_a_container_that_keeps_failing_is_an_error_and_a_missing_one_is_not(monkeypatch):
+    container = FlakyContainer(failures=5)
+    monkeypatch.setattr(lab, "container_named", lambda _client, _name: container)
+    with pytest.raises(APIError, match="No such device"):
+        lab._remove_container(None, "x")
+    assert container.removals == 3
+
+    def missing(_client, name):
+        raise NotFound(f"no container named {name!r}")
+
+    monkeypatch.setattr(lab, "container_named", missing)
+    lab._remove_container(None, "gone")  # already removed: nothing to do
