@@ -77,6 +77,10 @@ def running_lab(
     names = RunNames.new(keep=config.keep)
     wire = choose_wire_kind(config.wire)
     lab = build_lab(client, config.topology, image, wire, names, backend=service.backend)
+    progress(
+        f"lab {names.run_id}: topology {config.topology.name}, {wire.value} wires "
+        f"(--vlanlb-wire={config.wire})"
+    )
     try:
         yield lab
     finally:
