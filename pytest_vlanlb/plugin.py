@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -145,6 +145,17 @@ def _option(config: pytest.Config, name: str) -> str | None:
     return str(value) if value else None
 
 
+def _check_ini_choices(config: pytest.Config) -> None:
+    """An ini value outside an option's choices is a usage error, as on the command line."""
+    for name, spec in OPTIONS:
+        choices = cast(tuple[str, ...], spec.get("choices", ()))
+        key = f"vlanlb_{name.replace('-', '_')}"
+        if choices and config.getoption(key) is None:
+            value = config.getini(key)
+            if value not in choices:
+                raise VlanlbError(f"ini {key} = {value!r}: must be one of {', '.join(choices)}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -154,6 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
+        _check_ini_choices(config)
         config.stash[_TOPOLOGY] = _load(config)
         if _option(config, "network_backend") == "cni" and not _option(config, "url"):
             check_cni_built()  # podman 5 usually has none: one line, not an error per test
@@ -200,7 +212,13 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
     check_not_distributed(config)
     timeout = config.getoption("vlanlb_doc_timeout")
     if timeout is None:
-        timeout = float(config.getini("vlanlb_doc_timeout"))
+        written = config.getini("vlanlb_doc_timeout")
+        try:
+            timeout = float(written)
+        except ValueError:
+            raise VlanlbError(
+                f"ini vlanlb_doc_timeout = {written!r}: give a number of seconds"
+            ) from None
     if timeout <= 0:
         raise VlanlbError(f"--vlanlb-doc-timeout {timeout:g}: give a positive number of seconds")
     documents = load_documents(paths)
@@ -287,8 +305,21 @@ def pytest_collection_modifyitems(
         items[:] = grading_collectors(session, environments, config.stash[_TOPOLOGY])
         return
     for item in items:
-        if _LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if _uses_lab(item):  # so that -m "not vlanlb" leaves podman alone
             item.add_marker("vlanlb")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Not being root where the selected tests need the lab is one usage error, before any
+    test runs (rather than one error per test)."""
+    config = session.config
+    if config.option.collectonly or _DOCUMENTS in config.stash or _GRADE in config.stash:
+        return
+    if any(_uses_lab(item) for item in session.items):
+        try:
+            preflight()
+        except VlanlbError as exc:
+            raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
 
 
 @dataclass

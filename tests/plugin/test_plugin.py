@@ -97,14 +97,45 @@ def test_topology_from_the_projects_own_dir(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_not_root_is_a_clear_error_not_a_skip(pytester):
+def test_not_root_is_one_usage_error_before_any_test_not_a_skip(pytester):
     # A subprocess, so pretending not to be root cannot leak into this process.
     pytester.makeconftest("import os\nos.geteuid = lambda: 1000\n")
-    pytester.makepyfile(LAB_TEST)
+    pytester.makepyfile(LAB_TEST + LAB_TEST.replace("def test_", "def test_other_"))
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pytest-vlanlb: the lab needs root*sudo .venv/bin/pytest*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run as "
+        "root, e.g. `sudo .venv/bin/pytest --vlanlb-topology=basic`"
+    ]
     result.stdout.no_fnmatch_line("*def vlanlb_podman*")  # a message, not a traceback
+    # Tests that need no lab still run as any user; so does collecting.
+    assert pytester.runpytest_subprocess("--co", "-q").ret == pytest.ExitCode.OK
+    pytester.makepyfile(LAB_TEST + "\ndef test_plain():\n    pass\n")
+    pytester.runpytest_subprocess("-m", "not vlanlb").assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_test_using_only_podman_is_a_lab_test_for_deselection(pytester):
+    pytester.makepyfile(
+        "def test_podman(vlanlb_podman):\n    pass\n\ndef test_plain():\n    pass\n"
+    )
+    result = pytester.runpytest("-m", "not vlanlb", "-q")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_bad_ini_value_is_a_usage_error_naming_the_key(pytester):
+    pytester.makeini("[pytest]\nvlanlb_wire = token-ring\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pytest-vlanlb: ini vlanlb_wire = 'token-ring': must be one of auto, 8021q, veth*"]
+    )
+    pytester.makeini("[pytest]\nvlanlb_doc_timeout = soon\n")
+    (pytester.path / "doc.md").write_text("# A document\n")
+    result = pytester.runpytest("--vlanlb-doc", "doc.md")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pytest-vlanlb: ini vlanlb_doc_timeout = 'soon': give a number of seconds*"]
+    )
 
 
 def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
