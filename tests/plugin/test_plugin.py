@@ -197,3 +197,24 @@ def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(
     else:
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*apt-get install containernetworking-plugins*"])
+
+
+def test_silent_and_light_in_a_run_that_does_not_use_it(pytester):
+    """A project with the plugin installed, in a run that uses no vlanlb fixture, option or
+    mode: no output of ours, and none of the lab's modules (podman-py, the lab) imported."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_unconfigure(config):\n"
+        "    open('modules.txt', 'w').write('\\n'.join(sorted(sys.modules)))\n"
+    )
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "vlanlb:" not in output  # no header line (pytest's own plugin list names us)
+    assert "[vlanlb]" not in output
+    modules = set((pytester.path / "modules.txt").read_text().split())
+    assert "pytest_vlanlb.plugin" in modules  # installed and loaded, all the same
+    ours = {m for m in modules if m.startswith("pytest_vlanlb")}
+    assert ours == {"pytest_vlanlb", "pytest_vlanlb.plugin", "pytest_vlanlb.errors"}
+    assert "podman" not in modules
