@@ -19,7 +19,9 @@ _CHAIN = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
 
 
 @dataclass(frozen=True)
-class Counter:
+class RuleCount:
+    """One iptables rule's (or chain policy's) packet and byte counts, from `iptables-save -c`."""
+
     table: str
     chain: str
     number: int  # 1-based position in its chain; 0 for the chain's policy
@@ -39,9 +41,9 @@ class Counter:
         return match[1] if match else ""
 
 
-def parse_counters(dump: str) -> dict[tuple[str, str, int, str], Counter]:
+def parse_counters(dump: str) -> dict[tuple[str, str, int, str], RuleCount]:
     """Parse `iptables-save -c` (all tables) into counters keyed by table/chain/number/spec."""
-    counters: dict[tuple[str, str, int, str], Counter] = {}
+    counters: dict[tuple[str, str, int, str], RuleCount] = {}
     table = ""
     positions: dict[tuple[str, str], int] = {}
     for line in dump.splitlines():
@@ -51,13 +53,13 @@ def parse_counters(dump: str) -> dict[tuple[str, str, int, str], Counter]:
         elif chain := _CHAIN.match(line):
             name, policy, packets, size = chain.groups()
             if policy != "-":  # user chains have no policy
-                c = Counter(table, name, 0, policy, int(packets), int(size))
+                c = RuleCount(table, name, 0, policy, int(packets), int(size))
                 counters[c.key] = c
         elif rule := _COUNTED_RULE.match(line):
             packets, size, name, spec = rule.groups()
             number = positions.get((table, name), 0) + 1
             positions[(table, name)] = number
-            c = Counter(table, name, number, spec or "", int(packets), int(size))
+            c = RuleCount(table, name, number, spec or "", int(packets), int(size))
             counters[c.key] = c
     return counters
 
@@ -66,7 +68,7 @@ def parse_counters(dump: str) -> dict[tuple[str, str, int, str], Counter]:
 class Move:
     """A counter that moved during a probe."""
 
-    counter: Counter
+    counter: RuleCount
     packets: int
 
     def sentence(self, after_dnat: bool = False) -> str:
@@ -92,8 +94,8 @@ _VERBS = {
 
 
 def diff(
-    before: dict[tuple[str, str, int, str], Counter],
-    after: dict[tuple[str, str, int, str], Counter],
+    before: dict[tuple[str, str, int, str], RuleCount],
+    after: dict[tuple[str, str, int, str], RuleCount],
 ) -> list[Move]:
     moves = []
     for key, counter in after.items():
@@ -116,7 +118,7 @@ def explain(moves: list[Move]) -> str:
     return "; ".join(m.sentence(after_dnat=dnat) for m in moves)
 
 
-def snapshot(router: Node) -> dict[tuple[str, str, int, str], Counter]:
+def snapshot(router: Node) -> dict[tuple[str, str, int, str], RuleCount]:
     return parse_counters(router.exec("iptables-save", "-c").stdout)
 
 

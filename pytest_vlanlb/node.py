@@ -83,7 +83,10 @@ class Node:
         return self._shells
 
     def exec(self, *command: str) -> ExecResult:
-        """Run a command in the node, through its long-lived shells where podman allows."""
+        """Run a command in the node, through its long-lived shells where podman allows.
+
+        The command must not leave a background process writing to its stdout or stderr:
+        that output would land in a later command's result (see shells.py)."""
         if not self._one_exec_each:
             try:
                 client = self.container.client  # its timeout bounds a command, as for exec_run

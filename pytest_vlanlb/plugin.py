@@ -5,22 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
 from .errors import VlanlbError
-from .health import lab_breakage
-from .lab import Lab
-from .layers import FIREWALL_VARIANTS, LayerStack
-from .node import Node
-from .podman_service import PodmanService, check_cni_built
-from .session import LabConfig, podman_service, preflight, running_lab
-from .topology import Topology, load_topology, resolve_topology, topology_dirs
 
-if TYPE_CHECKING:  # document mode and grading are imported when asked for (startup time)
+# Only what a run that never uses the plugin needs is imported here: podman-py, YAML, the lab
+# and the modes are imported when first used (a project with the plugin installed pays
+# nothing for it in its other runs).
+if TYPE_CHECKING:
     from .document.items import DocumentSession
     from .grading import Environment, GradeReport
+    from .lab import Lab
+    from .layers import LayerStack
+    from .node import Node
+    from .podman_service import PodmanService
+    from .session import LabConfig
+    from .topology import Topology
+
+# What a run keeps on its config (pytest's stash), each set once.
+_TOPOLOGY: pytest.StashKey[Topology] = pytest.StashKey()
+_DOCUMENTS: pytest.StashKey[DocumentSession] = pytest.StashKey()
+_GRADE: pytest.StashKey[GradeReport] = pytest.StashKey()
+_WATCH: pytest.StashKey[LabWatch] = pytest.StashKey()
 
 OPTIONS: list[tuple[str, dict[str, object]]] = [
     ("topology", {"default": "basic", "help": "topology name from topologies/ or a YAML path"}),
@@ -145,6 +153,17 @@ def _option(config: pytest.Config, name: str) -> str | None:
     return str(value) if value else None
 
 
+def _check_ini_choices(config: pytest.Config) -> None:
+    """An ini value outside an option's choices is a usage error, as on the command line."""
+    for name, spec in OPTIONS:
+        choices = cast(tuple[str, ...], spec.get("choices", ()))
+        key = f"vlanlb_{name.replace('-', '_')}"
+        if choices and config.getoption(key) is None:
+            value = config.getini(key)
+            if value not in choices:
+                raise VlanlbError(f"ini {key} = {value!r}: must be one of {', '.join(choices)}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -154,8 +173,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # A bad topology is a usage error: report it before any test runs or anything is built.
     try:
-        config.stash[_TOPOLOGY] = _load(config)
+        _check_ini_choices(config)
+        if _explicit(config, "topology"):
+            _topology(config)  # a bad topology is a usage error before anything runs
         if _option(config, "network_backend") == "cni" and not _option(config, "url"):
+            from .podman_service import check_cni_built
+
             check_cni_built()  # podman 5 usually has none: one line, not an error per test
         documents = _documents(config)
         if documents:
@@ -165,7 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
             grade = GradeReport(
                 _environments(config),
-                config.stash[_TOPOLOGY],
+                _topology(config),
                 config.getoption("vlanlb_report"),
                 several=bool(config.getoption("vlanlb_class")),
                 identity=_option(config, "identity"),
@@ -200,7 +223,13 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
     check_not_distributed(config)
     timeout = config.getoption("vlanlb_doc_timeout")
     if timeout is None:
-        timeout = float(config.getini("vlanlb_doc_timeout"))
+        written = config.getini("vlanlb_doc_timeout")
+        try:
+            timeout = float(written)
+        except ValueError:
+            raise VlanlbError(
+                f"ini vlanlb_doc_timeout = {written!r}: give a number of seconds"
+            ) from None
     if timeout <= 0:
         raise VlanlbError(f"--vlanlb-doc-timeout {timeout:g}: give a positive number of seconds")
     documents = load_documents(paths)
@@ -227,19 +256,26 @@ def _environments(config: pytest.Config) -> list[Environment]:
     return [Environment("default", url, parse_names(config.getoption("vlanlb_names")))]
 
 
-_GRADE: pytest.StashKey[GradeReport] = pytest.StashKey()
-_DOCUMENTS: pytest.StashKey[DocumentSession] = pytest.StashKey()
+def _topology(config: pytest.Config) -> Topology:
+    """The run's topology, read when first needed (YAML is not imported otherwise)."""
+    if _TOPOLOGY not in config.stash:
+        from .topology import load_topology, resolve_topology, topology_dirs
+
+        dirs = topology_dirs(Path(config.rootpath))
+        name = _option(config, "topology") or "basic"
+        config.stash[_TOPOLOGY] = load_topology(resolve_topology(name, dirs))
+    return config.stash[_TOPOLOGY]
 
 
-_TOPOLOGY = pytest.StashKey[Topology]()
+def _explicit(config: pytest.Config, name: str) -> bool:
+    """Whether the user set this option, on the command line or (to other than its
+    default) in the ini file."""
+    key = f"vlanlb_{name.replace('-', '_')}"
+    default = dict(OPTIONS)[name]["default"]
+    return config.getoption(key) is not None or (config.getini(key) or "") != (default or "")
 
 
-def _load(config: pytest.Config) -> Topology:
-    dirs = topology_dirs(Path(config.rootpath))
-    return load_topology(resolve_topology(_option(config, "topology") or "basic", dirs))
-
-
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
     if _DOCUMENTS in config.stash:
         documents = config.stash[_DOCUMENTS]
         names = ", ".join(str(d.path) for d in documents.documents)
@@ -247,7 +283,9 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"vlanlb: documents {names}; network backend {documents.backend}, "
             f"{documents.timeout:g} s per command"
         )
-    topology = config.stash[_TOPOLOGY]
+    if not any(_explicit(config, name) for name, _ in OPTIONS):
+        return None  # silent in runs that do not ask for the plugin (the lab says its own)
+    topology = _topology(config)
     return (
         f"vlanlb: topology {topology.name} ({topology.source}), "
         f"image {_option(config, 'image') or 'built-in'}, wire {_option(config, 'wire')}, "
@@ -284,11 +322,26 @@ def pytest_collection_modifyitems(
         from .grading import grading_collectors
 
         environments = list(config.stash[_GRADE].environments.values())
-        items[:] = grading_collectors(session, environments, config.stash[_TOPOLOGY])
+        items[:] = grading_collectors(session, environments, _topology(config))
         return
     for item in items:
-        if _LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if _uses_lab(item):  # so that -m "not vlanlb" leaves podman alone
             item.add_marker("vlanlb")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Not being root where the selected tests need the lab is one usage error, before any
+    test runs (rather than one error per test)."""
+    config = session.config
+    if config.option.collectonly or _DOCUMENTS in config.stash or _GRADE in config.stash:
+        return
+    if any(_uses_lab(item) for item in session.items):
+        from .session import preflight
+
+        try:
+            preflight()
+        except VlanlbError as exc:
+            raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
 
 
 @dataclass
@@ -306,20 +359,17 @@ class LabWatch:
         )
 
 
-_WATCH = pytest.StashKey[LabWatch]()
-
-
 def _uses_lab(item: pytest.Item) -> bool:
     return bool((_LAB_FIXTURES | {"vlanlb_podman"}) & set(getattr(item, "fixturenames", ())))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if _TOPOLOGY in item.config.stash:
-        current = item.config.stash[_TOPOLOGY].name
-        for marker in item.iter_markers("vlanlb"):
-            wanted = marker.kwargs.get("topology")
-            if wanted is not None and wanted != current:
+    for marker in item.iter_markers("vlanlb"):
+        wanted = marker.kwargs.get("topology")
+        if wanted is not None and _DOCUMENTS not in item.config.stash:
+            current = _topology(item.config).name
+            if wanted != current:
                 pytest.skip(
                     f"written for topology {wanted}; this run uses {current} "
                     f"(pytest --vlanlb-topology={wanted} runs it)"
@@ -339,6 +389,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and watch is not None and _uses_lab(item):
         # A failure may be the lab breaking (a node killed, the service gone): ask once.
         if watch.broken is None:
+            from .health import lab_breakage
+
             watch.broken = lab_breakage(watch.lab, watch.service)
         if watch.broken:
             report.longrepr = watch.message()
@@ -366,12 +418,14 @@ def _progress(config: pytest.Config) -> Callable[[str], None]:
 @pytest.fixture(scope="session")
 def vlanlb_topology(pytestconfig: pytest.Config) -> Topology:
     """The topology model (segments, nodes, service) chosen with --vlanlb-topology."""
-    return pytestconfig.stash[_TOPOLOGY]
+    return _topology(pytestconfig)
 
 
 @pytest.fixture(scope="session")
 def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> LabConfig:
     """How the lab is built: topology, image, podman URL, wire kind, keep."""
+    from .session import LabConfig
+
     return LabConfig(
         topology=vlanlb_topology,
         image=_option(pytestconfig, "image"),
@@ -386,6 +440,8 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
 @pytest.fixture(scope="session")
 def vlanlb_podman(vlanlb_config: LabConfig) -> Iterator[PodmanService]:
     """The podman API service (its `.url`, `.client()`); started for the session if needed."""
+    from .session import podman_service, preflight
+
     preflight()
     config = vlanlb_config
     with podman_service(config.url, config.network_backend, config.identity) as service:
@@ -397,6 +453,8 @@ def vlanlb_lab(
     pytestconfig: pytest.Config, vlanlb_config: LabConfig, vlanlb_podman: PodmanService
 ) -> Iterator[Lab]:
     """The whole lab, built once per session and removed at its end (unless --vlanlb-keep)."""
+    from .session import running_lab
+
     with running_lab(vlanlb_config, vlanlb_podman, _progress(pytestconfig)) as lab:
         pytestconfig.stash[_WATCH] = LabWatch(lab, vlanlb_podman)
         try:
@@ -449,6 +507,8 @@ def vlanlb_layers(request: pytest.FixtureRequest, vlanlb_lab: Lab) -> Iterator[L
     for marker in request.node.iter_markers("vlanlb"):
         names += list(marker.kwargs.get("layers", ()))
     names += list(getattr(request, "param", None) or ())
+    from .layers import LayerStack
+
     stack = LayerStack(vlanlb_lab)
     try:
         stack.apply(*names)
@@ -477,6 +537,8 @@ vlanlb_snat = _layer_fixture("snat", "Step 5: MASQUERADE toward b:80 in nat POST
 @pytest.fixture
 def vlanlb_firewall(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) -> str:
     """Step 2's firewall; parametrize indirectly with workshop, dnat-aware (default) or none."""
+    from .layers import FIREWALL_VARIANTS
+
     variant = str(getattr(request, "param", "dnat-aware"))
     if variant not in FIREWALL_VARIANTS:
         raise VlanlbError(f"unknown firewall variant {variant!r}; known: {FIREWALL_VARIANTS}")

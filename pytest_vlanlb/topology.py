@@ -7,6 +7,7 @@ built.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import ipaddress
 import re
@@ -21,6 +22,16 @@ from .errors import TopologyError
 
 #: The pseudo-segment for a router's uplink: podman's default network, as in the workshop.
 UPLINK = "uplink"
+#: The keys each mapping of a topology file may have; any other is a usage error.
+TOP_KEYS = ("name", "description", "segments", "nodes", "service")
+SEGMENT_KEYS = ("name", "vlan", "subnet", "gateway")
+NODE_KEYS = ("role", "interfaces", "forwarding")
+INTERFACE_KEYS = ("segment", "address")
+SERVICE_KEYS = ("vip", "port", "greeting", "backend", "backends")
+BACKEND_KEYS = ("node", "address", "port", "greeting")
+#: The smallest segment: a /30 has two addresses for hosts besides its network and broadcast
+#: addresses (on a /31 or /32 podman hands out those too, and nothing answers).
+LONGEST_PREFIX = 30
 
 
 class Role(str, enum.Enum):
@@ -229,13 +240,13 @@ def load_topology(path: Path) -> Topology:
 
 def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     """Validate raw YAML data into a Topology; every error names the field."""
-    top = _Fields(data, source, "")
+    top = _Fields(data, source, "", TOP_KEYS)
     name = top.optional_text("name") or default_name
     description = top.optional_text("description") or ""
 
     segments: dict[str, Segment] = {}
     for index, raw in enumerate(top.sequence("segments")):
-        f = _Fields(raw, source, f"segments[{index}]")
+        f = _Fields(raw, source, f"segments[{index}]", SEGMENT_KEYS)
         seg_name = f.text("name")
         if problem := name_problem(seg_name):
             f.fail("name", problem)
@@ -245,9 +256,15 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
         if any(s.vlan == vlan for s in segments.values()):
             f.fail("vlan", f"VLAN id {vlan} is used by another segment")
         subnet = f.network("subnet")
+        if subnet.prefixlen > LONGEST_PREFIX:
+            f.fail(
+                "subnet", f"{subnet} is too small: a segment needs a /{LONGEST_PREFIX} or larger"
+            )
         gateway = f.address("gateway")
         if gateway not in subnet:
             f.fail("gateway", f"{gateway} is not in subnet {subnet}")
+        if gateway in (subnet.network_address, subnet.broadcast_address):
+            f.fail("gateway", f"{gateway} is {subnet}'s network or broadcast address")
         for other in segments.values():
             if subnet.overlaps(other.subnet):
                 f.fail("subnet", f"{subnet} overlaps segment {other.name} ({other.subnet})")
@@ -259,13 +276,13 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     raw_nodes = top.mapping("nodes")
     used: dict[ipaddress.IPv4Address, str] = {}
     for node_name, raw in raw_nodes.items():
-        f = _Fields(raw, source, f"nodes.{node_name}")
+        f = _Fields(raw, source, f"nodes.{node_name}", NODE_KEYS)
         if problem := name_problem(node_name):
             f.fail("", problem)
         role = Role(f.choice("role", ROLES))
         interfaces = []
         for index, raw_if in enumerate(f.sequence("interfaces")):
-            fi = _Fields(raw_if, source, f"nodes.{node_name}.interfaces[{index}]")
+            fi = _Fields(raw_if, source, f"nodes.{node_name}.interfaces[{index}]", INTERFACE_KEYS)
             seg = fi.text("segment")
             if seg == UPLINK:
                 if role is not Role.ROUTER:
@@ -275,8 +292,11 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
             if seg not in segments:
                 fi.fail("segment", f"unknown segment {seg!r}; known: {', '.join(segments)}")
             address = fi.address("address")
-            if address not in segments[seg].subnet:
-                fi.fail("address", f"{address} is not in segment {seg} ({segments[seg].subnet})")
+            subnet = segments[seg].subnet
+            if address not in subnet:
+                fi.fail("address", f"{address} is not in segment {seg} ({subnet})")
+            if address in (subnet.network_address, subnet.broadcast_address):
+                fi.fail("address", f"{address} is {subnet}'s network or broadcast address")
             if address in used:
                 fi.fail("address", f"{address} is already used by {used[address]}")
             used[address] = f"nodes.{node_name}"
@@ -306,13 +326,15 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
                 f"({leader.address_on(segment.name)}; with several routers, the first one's)",
             )
 
-    fs = _Fields(top.mapping("service"), source, "service")
+    fs = _Fields(top.mapping("service"), source, "service", SERVICE_KEYS)
     vip = fs.address("vip")
     vip_segment = next((s for s in segments.values() if vip in s.subnet), None)
     if vip_segment is None:
         fs.fail("vip", f"{vip} is in no segment; it must be on the clients' segment")
     if vip in used:
         fs.fail("vip", f"{vip} is already used by {used[vip]}")
+    if vip in (vip_segment.subnet.network_address, vip_segment.subnet.broadcast_address):
+        fs.fail("vip", f"{vip} is {vip_segment.subnet}'s network or broadcast address")
     port = fs.number("port", 1, 65535)
     default_greeting = fs.optional_text("greeting")
     if default_greeting is not None and ("'" in default_greeting or "\n" in default_greeting):
@@ -329,7 +351,7 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
         fs.fail("backends", "at least one backend is required")
     backends: list[Backend] = []
     for where, raw_backend in raw_backends:
-        fb = _Fields(raw_backend, source, where)
+        fb = _Fields(raw_backend, source, where, BACKEND_KEYS)
         backend_node = fb.text("node")
         if backend_node not in nodes:
             fb.fail("node", f"unknown node {backend_node!r}; known: {', '.join(nodes)}")
@@ -362,15 +384,27 @@ def parse_topology(data: Any, source: str, default_name: str = "") -> Topology:
     )
 
 
+def unknown_key(key: str, keys: Iterable[str]) -> str:
+    """The problem with an unknown key, naming the nearest known one (a likely typo)."""
+    known = list(keys)
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if near:
+        return f"unknown key; did you mean `{near[0]}`?"
+    return f"unknown key; known keys: {', '.join(known)}"
+
+
 class _Fields:
     """Typed access to one YAML mapping, raising TopologyError with the field's path."""
 
-    def __init__(self, data: Any, source: str, prefix: str) -> None:
+    def __init__(self, data: Any, source: str, prefix: str, keys: tuple[str, ...]) -> None:
         self.source = source
         self.prefix = prefix
         if not isinstance(data, dict):
             raise TopologyError(source, prefix or "(top level)", "must be a mapping")
         self.data = data
+        for key in data:
+            if key not in keys:  # a misspelt key must not fall back to a default silently
+                self.fail(str(key), unknown_key(str(key), keys))
 
     def path(self, key: str) -> str:
         return f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)

@@ -8,6 +8,7 @@ containers), so an earlier document's cleanup is its teardown and runs at the en
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,10 @@ class DocumentStep(pytest.Item):
         verdict = run.run_section(self.document, self.section)
         text = describe(verdict, run.timeout)
         session.verdicts[self.nodeid] = verdict
-        self.user_properties.append((STEP_PROPERTY, as_data(verdict)))
+        # JSON: junit writes str(value), and CI tools read JSON.
+        self.user_properties.append(
+            (STEP_PROPERTY, json.dumps(as_data(verdict), ensure_ascii=False))
+        )
         if verdict.passed:  # a failure's report is this text already
             self.add_report_section("call", "vlanlb document", text)
         if verdict.all_skipped:

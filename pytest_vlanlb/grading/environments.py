@@ -11,10 +11,14 @@ from typing import Any
 import yaml
 
 from ..errors import TopologyError, VlanlbError
+from ..topology import unknown_key
 
 #: The workshop's node names, the keys of --vlanlb-names and of a class file's `names`: each
 #: maps to the container that plays that node in the student's lab.
 NODES = ("router", "a", "b")
+#: The keys a class file may have, at the top and in each environment.
+CLASS_KEYS = ("environments",)
+ENVIRONMENT_KEYS = ("name", "url", "prefix", "names")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,14 @@ def parse_names(text: str | None, prefix: str = "") -> dict[str, str]:
     return names
 
 
+def check_keys(data: Mapping[Any, Any], keys: tuple[str, ...], source: str, where: str) -> None:
+    """A misspelt key is an error: `prefx: alice-` must not grade the default containers."""
+    for key in data:
+        if key not in keys:
+            field = f"{where}.{key}" if where else str(key)
+            raise TopologyError(source, field, unknown_key(str(key), keys))
+
+
 def load_class(path: Path, default_url: str | None) -> list[Environment]:
     """A class file: `environments: [{name, url?, prefix? | names?}, ...]`."""
     source = str(path)
@@ -49,17 +61,22 @@ def load_class(path: Path, default_url: str | None) -> list[Environment]:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise TopologyError(source, "", f"cannot read the class file: {exc}") from exc
+    if isinstance(data, dict):
+        check_keys(data, CLASS_KEYS, source, "")
     entries = data.get("environments") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise TopologyError(source, "environments", "must be a non-empty list")
     environments: list[Environment] = []
     for index, entry in enumerate(entries):
         where = f"environments[{index}]"
+        if isinstance(entry, dict):
+            check_keys(entry, ENVIRONMENT_KEYS, source, where)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise TopologyError(source, f"{where}.name", "is required (a string)")
         names = entry.get("names") or {}
-        if not isinstance(names, dict) or not set(names) <= set(NODES):
+        if not isinstance(names, dict):
             raise TopologyError(source, f"{where}.names", f"maps {', '.join(NODES)} to names")
+        check_keys(names, NODES, source, f"{where}.names")
         resolved = {
             node: str(names.get(node, f"{entry.get('prefix', '')}{node}")) for node in NODES
         }

@@ -65,10 +65,14 @@ class StepItem(pytest.Item):
         parent = self.parent
         assert isinstance(parent, EnvironmentCollector)
         # First, so that even a grader that fails says whose step it was.
-        self.user_properties.append((ENV_PROPERTY, parent.environment.describe()))
+        # Structured values as JSON: junit writes str(value), and CI tools read JSON.
+        environment = json.dumps(parent.environment.describe(), ensure_ascii=False)
+        self.user_properties.append((ENV_PROPERTY, environment))
         self.user_properties.append((STEP_PROPERTY, self.name))
         verdict = grade(parent.student_lab(), self.name)
-        self.user_properties.append((VERDICT_PROPERTY, verdict.as_dict()))
+        self.user_properties.append(
+            (VERDICT_PROPERTY, json.dumps(verdict.as_dict(), ensure_ascii=False))
+        )
         if not verdict.passed:
             raise GradeFailure(verdict)
 
@@ -159,13 +163,13 @@ class GradeReport:
     def add(self, report: pytest.TestReport) -> None:
         properties: dict[str, Any] = dict(report.user_properties)
         if VERDICT_PROPERTY in properties:
-            name = properties[ENV_PROPERTY]["name"]
-            verdict = properties[VERDICT_PROPERTY]
+            name = json.loads(properties[ENV_PROPERTY])["name"]
+            verdict = json.loads(properties[VERDICT_PROPERTY])
             self.verdicts[name][verdict["id"]] = verdict
         elif report.when == "call" and report.failed and STEP_PROPERTY in properties:
             # The grader could not grade (no podman API, a crash): still a verdict, with the
             # reason as evidence.
-            name, step = properties[ENV_PROPERTY]["name"], properties[STEP_PROPERTY]
+            name, step = json.loads(properties[ENV_PROPERTY])["name"], properties[STEP_PROPERTY]
             reason = str(report.longrepr).strip().removeprefix("pytest-vlanlb: ")
             self.verdicts[name][step] = Verdict(
                 step,

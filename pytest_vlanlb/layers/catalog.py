@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..errors import VlanlbError
 from ..lab import Lab
 from .engine import run_steps
-from .steps import Address, Rule, Step, lab_facts
+from .steps import Address, Change, Rule, lab_facts
 from .webserver import WebServer
 
 
@@ -18,7 +18,7 @@ class Layer:
     name: str
     title: str
     kubernetes: str
-    steps: tuple[Step, ...] = field(default=())
+    steps: tuple[Change, ...] = field(default=())
 
     def apply(self, lab: Lab) -> None:
         run_steps(lab, self.steps, undo=False)

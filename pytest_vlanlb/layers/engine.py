@@ -13,13 +13,13 @@ from ..probes import run_together
 from ..topology import Role
 from ..waiting import wait_until
 from .state import STATE_SCRIPT
-from .steps import Step, lab_facts
+from .steps import Change, lab_facts
 
 #: Separates the commands' output from the state dump appended to a router's exec.
 STATE_MARK = "@@vlanlb-state@@"
 
 
-def nodes_for(lab: Lab, step: Step) -> list[Node]:
+def nodes_for(lab: Lab, step: Change) -> list[Node]:
     """The nodes a step acts on: every router (or the leader only), the client, or every
     backend pod of the Service."""
     if step.node is Role.ROUTER:
@@ -30,7 +30,7 @@ def nodes_for(lab: Lab, step: Step) -> list[Node]:
 
 
 def run_steps(
-    lab: Lab, steps: Sequence[Step], undo: bool, *, report_state: bool = False
+    lab: Lab, steps: Sequence[Change], undo: bool, *, report_state: bool = False
 ) -> dict[str, str]:
     """Apply (or undo, in reverse) steps with one exec per node, nodes at the same time.
 
@@ -66,7 +66,7 @@ def run_steps(
     for step in ordered_steps:
         for node in nodes_for(lab, step):
 
-            def settled(step: Step = step, node: Node = node) -> bool:
+            def settled(step: Change = step, node: Node = node) -> bool:
                 return step.settled(node, facts[node.name], undo)
 
             # Checks cost a millisecond or two through the node's shell: poll often.
@@ -82,7 +82,7 @@ def run_steps(
     }
 
 
-def best_effort_undo(lab: Lab, steps: Sequence[Step]) -> None:
+def best_effort_undo(lab: Lab, steps: Sequence[Change]) -> None:
     """Undo what a failed apply may have done, one command at a time, ignoring failures."""
     for step in reversed(steps):
         for node in nodes_for(lab, step):

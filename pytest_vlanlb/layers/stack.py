@@ -15,7 +15,7 @@ from .catalog import Layer, ordered
 from .engine import best_effort_undo, run_steps
 from .kube_proxy import ServiceSpec, removal_text, restore_text
 from .state import base_state, normalise
-from .steps import Step, lab_facts
+from .steps import Change, lab_facts
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class LayerStack:
             self.kube_proxy = wanted
 
     def revert(self) -> None:
-        steps: list[Step] = [step for lay in self.applied for step in lay.steps]
+        steps: list[Change] = [step for lay in self.applied for step in lay.steps]
         if self.kube_proxy is not None:
             steps.append(self.kube_proxy)
         self.applied.clear()

@@ -60,7 +60,7 @@ def render(template: str, facts: Mapping[str, str]) -> list[str]:
     return [word.format_map(facts) for word in shlex.split(template)]
 
 
-class Step(Protocol):
+class Change(Protocol):
     """One change on the nodes of one role: the commands that make it and undo it.
 
     It acts on every node of that role (every router, as kube-proxy runs on every node;

@@ -8,6 +8,7 @@ replacing the words a test is about, never by copying the text into this reposit
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from host_state import host_state, sandbox_processes
 
+from pytest_vlanlb.document.items import STEP_PROPERTY
 from pytest_vlanlb.wires import kernel_supports_8021q
 
 WORKSHOP = Path(__file__).resolve().parents[3] / "shared" / "workshop"
@@ -61,6 +63,11 @@ def run_documents(pytester, documents: dict[str, str], *args: str):
             "failed" if failure is not None else "skipped" if skipped is not None else "passed"
         )
         reports[nodeid] = (failure.text or "") if failure is not None else ""
+        # The step's verdict as data, in JSON a CI tool can read (not a Python repr).
+        for prop in case.iter("property"):
+            if prop.get("name") == STEP_PROPERTY:
+                data = json.loads(prop.get("value") or "")
+                assert data["passed"] is (outcomes[nodeid] != "failed"), (nodeid, data)
     return result, outcomes, reports, before.differences(host_state())
 
 

@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pytest_vlanlb.grading import STEP_IDS
+from pytest_vlanlb.grading.items import ENV_PROPERTY, VERDICT_PROPERTY
 from pytest_vlanlb.image import ImageRecipe
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.wires import vlanlb_links
@@ -170,6 +172,14 @@ def test_terminal_table_exit_code_and_junit(graded):
     for variant in VARIANTS:
         for step in STEP_IDS:
             assert f'grade-{variant}" name="{step}"' in junit  # classname, test name
+    # Each verdict as JSON a CI tool can read (pytest writes str(value): no Python reprs).
+    for case in ET.fromstring(junit).iter("testcase"):
+        values = {p.get("name"): p.get("value") for p in case.iter("property")}
+        verdict = json.loads(values[VERDICT_PROPERTY])
+        assert verdict["id"] == case.get("name")
+        assert json.loads(values[ENV_PROPERTY])["name"] == case.get("classname").removeprefix(
+            "grade-"
+        )
 
 
 def test_missing_containers_fail_every_step_without_crashing(vlanlb_podman, tmp_path):

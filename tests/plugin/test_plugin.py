@@ -97,14 +97,45 @@ def test_topology_from_the_projects_own_dir(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_not_root_is_a_clear_error_not_a_skip(pytester):
+def test_not_root_is_one_usage_error_before_any_test_not_a_skip(pytester):
     # A subprocess, so pretending not to be root cannot leak into this process.
     pytester.makeconftest("import os\nos.geteuid = lambda: 1000\n")
-    pytester.makepyfile(LAB_TEST)
+    pytester.makepyfile(LAB_TEST + LAB_TEST.replace("def test_", "def test_other_"))
     result = pytester.runpytest_subprocess()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pytest-vlanlb: the lab needs root*sudo .venv/bin/pytest*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run as "
+        "root, e.g. `sudo .venv/bin/pytest --vlanlb-topology=basic`"
+    ]
     result.stdout.no_fnmatch_line("*def vlanlb_podman*")  # a message, not a traceback
+    # Tests that need no lab still run as any user; so does collecting.
+    assert pytester.runpytest_subprocess("--co", "-q").ret == pytest.ExitCode.OK
+    pytester.makepyfile(LAB_TEST + "\ndef test_plain():\n    pass\n")
+    pytester.runpytest_subprocess("-m", "not vlanlb").assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_test_using_only_podman_is_a_lab_test_for_deselection(pytester):
+    pytester.makepyfile(
+        "def test_podman(vlanlb_podman):\n    pass\n\ndef test_plain():\n    pass\n"
+    )
+    result = pytester.runpytest("-m", "not vlanlb", "-q")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_bad_ini_value_is_a_usage_error_naming_the_key(pytester):
+    pytester.makeini("[pytest]\nvlanlb_wire = token-ring\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pytest-vlanlb: ini vlanlb_wire = 'token-ring': must be one of auto, 8021q, veth*"]
+    )
+    pytester.makeini("[pytest]\nvlanlb_doc_timeout = soon\n")
+    (pytester.path / "doc.md").write_text("# A document\n")
+    result = pytester.runpytest("--vlanlb-doc", "doc.md")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pytest-vlanlb: ini vlanlb_doc_timeout = 'soon': give a number of seconds*"]
+    )
 
 
 def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
@@ -166,3 +197,24 @@ def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(
     else:
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*apt-get install containernetworking-plugins*"])
+
+
+def test_silent_and_light_in_a_run_that_does_not_use_it(pytester):
+    """A project with the plugin installed, in a run that uses no vlanlb fixture, option or
+    mode: no output of ours, and none of the lab's modules (podman-py, the lab) imported."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_unconfigure(config):\n"
+        "    open('modules.txt', 'w').write('\\n'.join(sorted(sys.modules)))\n"
+    )
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "vlanlb:" not in output  # no header line (pytest's own plugin list names us)
+    assert "[vlanlb]" not in output
+    modules = set((pytester.path / "modules.txt").read_text().split())
+    assert "pytest_vlanlb.plugin" in modules  # installed and loaded, all the same
+    ours = {m for m in modules if m.startswith("pytest_vlanlb")}
+    assert ours == {"pytest_vlanlb", "pytest_vlanlb.plugin", "pytest_vlanlb.errors"}
+    assert "podman" not in modules

@@ -42,7 +42,8 @@ def test_class_file(tmp_path):
         ("environments:\n  - prefix: x\n", "environments[0].name"),
         ("environments:\n  - name: a\n  - name: a\n", "environments[1].name"),
         ("environments:\n  - name: 'a b'\n", "environments[0].name"),
-        ("environments:\n  - name: a\n    names: {c: x}\n", "environments[0].names"),
+        ("environments:\n  - name: a\n    names: {c: x}\n", "environments[0].names.c"),
+        ("environments:\n  - name: a\n    names: [x]\n", "environments[0].names"),
     ],
 )
 def test_bad_class_files_name_the_field(tmp_path, text, field):
@@ -51,6 +52,32 @@ def test_bad_class_files_name_the_field(tmp_path, text, field):
     with pytest.raises(TopologyError) as caught:
         load_class(path, None)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        # the wrong student's containers (the defaults) must never be graded for a typo
+        ("environments:\n  - name: alice\n    prefx: alice-\n", "environments[0].prefx",
+         "did you mean `prefix`?"),
+        ("environments:\n  - name: bob\n    nmes: {a: x}\n", "environments[0].nmes",
+         "did you mean `names`?"),
+        ("environments:\n  - name: c\n    names: {routr: r}\n", "environments[0].names.routr",
+         "did you mean `router`?"),
+        ("environment:\n  - name: d\n", "environment", "did you mean `environments`?"),
+        ("environments:\n  - name: e\n    colour: red\n", "environments[0].colour",
+         "known keys: name, url, prefix, names"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_class_file_key_is_an_error_naming_the_nearest_key(
+    tmp_path, text, field, problem
+):
+    path = tmp_path / "class.yaml"
+    path.write_text(text)
+    with pytest.raises(TopologyError) as caught:
+        load_class(path, None)
+    assert caught.value.field == field
+    assert caught.value.problem == f"unknown key; {problem}"
 
 
 IPROUTE2 = """1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN

@@ -113,6 +113,23 @@ MALFORMED = [
     (("service", "greeting"), "it's", "service.greeting", "single quotes"),
     (("nodes", "router", "forwarding"), "yes", "nodes.router.forwarding", "true or false"),
     (("service",), _DELETE, "service", "is required"),
+    # misspelt keys: never a default taken silently
+    (("nodes", "router", "forwardng"), True, "nodes.router.forwardng", "did you mean `forwarding`"),
+    (("segments", 0, "vlna"), 10, "segments[0].vlna", "did you mean `vlan`"),
+    (("service", "greting"), "hi", "service.greting", "did you mean `greeting`"),
+    (("service", "backend", "prot"), 80, "service.backend.prot", "did you mean `port`"),
+    (("nodes", "a", "interfaces", 0, "adress"), "x", "nodes.a.interfaces[0].adress", "address"),
+    (("colour",), "blue", "colour", "known keys: name, description, segments, nodes, service"),
+    # segments too small to hold hosts, and addresses no host can have
+    (("segments", 1, "subnet"), "192.168.20.20/31", "segments[1].subnet", "too small"),
+    (("segments", 1, "subnet"), "192.168.20.0/32", "segments[1].subnet", "too small"),
+    (("service", "vip"), "192.168.10.255", "service.vip", "broadcast address"),
+    (
+        ("nodes", "a", "interfaces", 0, "address"),
+        "192.168.10.0",
+        "nodes.a.interfaces[0].address",
+        "network or broadcast address",
+    ),
 ]
 
 
