@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,8 @@ def test_not_root_is_one_usage_error_before_any_test_not_a_skip(pytester):
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run as "
-        "root, e.g. `sudo .venv/bin/pytest --vlanlb-topology=basic`"
+        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run "
+        f"pytest as root, e.g. `sudo {sys.executable} -m pytest`"
     ]
     result.stdout.no_fnmatch_line("*def vlanlb_podman*")  # a message, not a traceback
     # Tests that need no lab still run as any user; so does collecting.
@@ -154,7 +155,7 @@ def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
     pytester.makepyfile(LAB_TEST)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pytest-vlanlb: podman is not installed: run scripts/setup*"])
+    result.stdout.fnmatch_lines(["*pytest-vlanlb: podman is not installed: run `vlanlb setup`*"])
 
 
 def test_unreachable_podman_url_is_a_clear_error(pytester):
