@@ -219,3 +219,14 @@ def test_silent_and_light_in_a_run_that_does_not_use_it(pytester):
     ours = {m for m in modules if m.startswith("pytest_vlanlb")}
     assert ours == {"pytest_vlanlb", "pytest_vlanlb.plugin", "pytest_vlanlb.errors"}
     assert "podman" not in modules
+
+
+def test_grading_does_not_collect_the_projects_own_tests(pytester):
+    """The steps are the tests: the project's own files are not even imported."""
+    pytester.makepyfile(test_broken="import no_such_module_anywhere\n")
+    result = pytester.runpytest("--vlanlb-attach", "--co", "-q")
+    output = result.stdout.str()
+    assert "no_such_module_anywhere" not in output
+    assert "test_broken" not in output
+    result.stdout.fnmatch_lines(["*grade-default::env"])
+    assert result.ret == pytest.ExitCode.OK
