@@ -1,4 +1,5 @@
-"""`vlanlb`: housekeeping outside a test run (build the node image, remove leftovers)."""
+"""`vlanlb`: housekeeping outside a test run (set a host up, build the node image, remove
+leftovers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 from .document.sandbox import ensure_image_store, image_store, remove_stale_sandboxes
 from .errors import VlanlbError
+from .host_setup import set_up
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
 from .lab import remove_leftovers
 from .podman_service import BACKENDS, installed_backends, service_facts, start_service
@@ -17,6 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vlanlb", description=__doc__)
     parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
     commands = parser.add_subparsers(dest="command", required=True)
+    setup = commands.add_parser(
+        "setup",
+        help="make this host ready: system packages (apt), then the node image, document "
+        "mode's alpine stand-in and its image store",
+    )
+    setup.add_argument(
+        "--no-packages",
+        action="store_true",
+        help="install no packages (the host's administrator does): only check the tools",
+    )
     commands.add_parser(
         "build-image",
         help="build the built-in node image (and document mode's alpine stand-in) if missing",
@@ -32,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     cleanup.add_argument("--dry-run", action="store_true", help="list, do not remove")
     args = parser.parse_args(argv)
     try:
+        if args.command == "setup":
+            for made in set_up(packages=not args.no_packages, progress=_say):
+                print(made)
+            return 0
         preflight()
         if args.command == "backends":
             return check_backends()
@@ -71,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _say(message: str) -> None:
+    print(f"vlanlb setup: {message}", file=sys.stderr)
+
+
 def check_backends() -> int:
     """Start a private service per backend (and one with podman's own choice); 1 if any fails."""
     installed = installed_backends()
@@ -90,7 +110,7 @@ def check_backends() -> int:
         failed += not ok
         print(f"{label}: podman {version} uses {seen}" + ("" if ok else " (NOT what was asked)"))
     if failed:
-        print("vlanlb: a network backend is missing or broken: run scripts/setup", file=sys.stderr)
+        print("vlanlb: a network backend is missing or broken: run `vlanlb setup`", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -76,7 +76,7 @@ def ensure_image(
     if shutil.which("mmdebstrap") is None:
         raise PreflightError(
             f"the node image {recipe.tag} is not built and mmdebstrap is missing: run "
-            "scripts/setup (or `apt-get install mmdebstrap`), or pass --vlanlb-image"
+            "`vlanlb setup` (or `apt-get install mmdebstrap`), or pass --vlanlb-image"
         )
     with tempfile.TemporaryDirectory(prefix="vlanlb-image-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"

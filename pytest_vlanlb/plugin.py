@@ -195,6 +195,7 @@ def pytest_configure(config: pytest.Config) -> None:
             )
             config.stash[_GRADE] = grade
             config.pluginmanager.register(grade, GradeReport.PLUGIN_NAME)
+            config.args = []  # the steps are the tests: the project's own are not collected
     except VlanlbError as exc:
         raise pytest.UsageError(f"pytest-vlanlb: {exc}") from None
 

@@ -121,7 +121,7 @@ def choose_backend(requested: str) -> str | None:
     if requested == "auto":
         if not installed:
             raise PreflightError(
-                "podman has no network backend installed: run scripts/setup "
+                "podman has no network backend installed: run `vlanlb setup` "
                 "(or `apt-get install netavark aardvark-dns`)"
             )
         return installed[0]
@@ -136,7 +136,7 @@ def choose_backend(requested: str) -> str | None:
         package = packages[requested]
         raise PreflightError(
             f"the {requested} network backend is not installed: `apt-get install {package}` "
-            "(scripts/setup installs both), or use --vlanlb-network-backend=auto"
+            "(`vlanlb setup` installs both), or use --vlanlb-network-backend=auto"
         )
     return requested
 
@@ -338,7 +338,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
     binary = shutil.which("podman")
     if binary is None:
         raise PreflightError(
-            "podman is not installed: run scripts/setup (or `apt-get install podman runc`)"
+            "podman is not installed: run `vlanlb setup` (or `apt-get install podman runc`)"
         )
     base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
     remove_stale_workdirs(base)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -37,12 +38,12 @@ class LabConfig:
 def preflight() -> None:
     if os.geteuid() != 0:
         raise PreflightError(
-            "the lab needs root (rootful podman, host veth links): run as root, e.g. "
-            "`sudo .venv/bin/pytest --vlanlb-topology=basic`"
+            "the lab needs root (rootful podman, host veth links): run pytest as root, "
+            f"e.g. `sudo {sys.executable} -m pytest`"  # this very interpreter: its venv
         )
     for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux")):
         if shutil.which(tool) is None:
-            raise PreflightError(f"`{tool}` is missing: run scripts/setup (apt package {package})")
+            raise PreflightError(f"`{tool}` is missing: run `vlanlb setup` (apt package {package})")
 
 
 @contextlib.contextmanager
@@ -87,7 +88,7 @@ def running_lab(
         if config.keep:
             progress(
                 f"kept lab {names.run_id} (--vlanlb-keep):\n{lab.describe()}\n"
-                f"remove it with: .venv/bin/vlanlb cleanup --run {names.run_id}"
+                f"remove it with: vlanlb cleanup --run {names.run_id}"
             )
         else:
             if not service.alive() and service.revive():
@@ -98,5 +99,5 @@ def running_lab(
                 raise LabBuildError(
                     f"tearing down lab {names.run_id} failed ({errors[0]}"
                     + (f", and {len(errors) - 1} more" if len(errors) > 1 else "")
-                    + f"); remove what is left with: .venv/bin/vlanlb cleanup --run {names.run_id}"
+                    + f"); remove what is left with: vlanlb cleanup --run {names.run_id}"
                 )

@@ -27,7 +27,7 @@ class WireKind(str, enum.Enum):
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if shutil.which("ip") is None:
-        raise PreflightError("the `ip` command (iproute2) is missing: run scripts/setup")
+        raise PreflightError("the `ip` command (iproute2) is missing: run `vlanlb setup`")
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise LabBuildError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
@@ -39,7 +39,7 @@ def kernel_supports_8021q() -> bool:
     namespace is the probe process's own: it leaves no /run/netns mount behind, as a named
     namespace (`ip netns add`) would on a host that never had one."""
     if shutil.which("unshare") is None:
-        raise PreflightError("`unshare` (util-linux) is missing: run scripts/setup")
+        raise PreflightError("`unshare` (util-linux) is missing: run `vlanlb setup`")
     probe = subprocess.run(
         [
             "unshare",

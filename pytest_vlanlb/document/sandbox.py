@@ -248,7 +248,7 @@ def check_host_tools() -> None:
         packages = " ".join(sorted({p for _, p in missing}))
         raise PreflightError(
             f"document mode's sandbox needs {', '.join(t for t, _ in missing)}: "
-            f"`apt-get install {packages}` (scripts/setup installs them)"
+            f"`apt-get install {packages}` (`vlanlb setup` installs them)"
         )
 
 

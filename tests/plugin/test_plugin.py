@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,8 @@ def test_not_root_is_one_usage_error_before_any_test_not_a_skip(pytester):
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run as "
-        "root, e.g. `sudo .venv/bin/pytest --vlanlb-topology=basic`"
+        "ERROR: pytest-vlanlb: the lab needs root (rootful podman, host veth links): run "
+        f"pytest as root, e.g. `sudo {sys.executable} -m pytest`"
     ]
     result.stdout.no_fnmatch_line("*def vlanlb_podman*")  # a message, not a traceback
     # Tests that need no lab still run as any user; so does collecting.
@@ -154,7 +155,7 @@ def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
     pytester.makepyfile(LAB_TEST)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pytest-vlanlb: podman is not installed: run scripts/setup*"])
+    result.stdout.fnmatch_lines(["*pytest-vlanlb: podman is not installed: run `vlanlb setup`*"])
 
 
 def test_unreachable_podman_url_is_a_clear_error(pytester):
@@ -218,3 +219,14 @@ def test_silent_and_light_in_a_run_that_does_not_use_it(pytester):
     ours = {m for m in modules if m.startswith("pytest_vlanlb")}
     assert ours == {"pytest_vlanlb", "pytest_vlanlb.plugin", "pytest_vlanlb.errors"}
     assert "podman" not in modules
+
+
+def test_grading_does_not_collect_the_projects_own_tests(pytester):
+    """The steps are the tests: the project's own files are not even imported."""
+    pytester.makepyfile(test_broken="import no_such_module_anywhere\n")
+    result = pytester.runpytest("--vlanlb-attach", "--co", "-q")
+    output = result.stdout.str()
+    assert "no_such_module_anywhere" not in output
+    assert "test_broken" not in output
+    result.stdout.fnmatch_lines(["*grade-default::env"])
+    assert result.ret == pytest.ExitCode.OK

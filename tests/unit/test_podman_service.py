@@ -31,7 +31,7 @@ def test_a_missing_backend_names_the_package(monkeypatch):
     with pytest.raises(PreflightError, match="apt-get install containernetworking-plugins"):
         choose_backend("cni")
     monkeypatch.setattr(podman_service, "installed_backends", lambda: [])
-    with pytest.raises(PreflightError, match="no network backend installed: run scripts/setup"):
+    with pytest.raises(PreflightError, match="no network backend installed: run `vlanlb setup`"):
         choose_backend("auto")
 
 
