@@ -39,8 +39,8 @@ from grading.workshop import USUAL, VARIANTS  # noqa: E402
 from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs  # noqa: E402
-from pytest_vlanlb.lab import remove_leftovers  # noqa: E402
 from pytest_vlanlb.podman_service import PodmanService, start_service  # noqa: E402
+from pytest_vlanlb.sweep import remove_leftovers  # noqa: E402
 
 TARGET_SECONDS = 20.0
 SESSIONS: list[int] = []  # exec sessions (conmon processes) each grading run opened

@@ -10,9 +10,9 @@ from .document.sandbox import ensure_image_store, image_store, remove_stale_sand
 from .errors import VlanlbError
 from .host_setup import set_up
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
-from .lab import remove_leftovers
 from .podman_service import BACKENDS, installed_backends, service_facts, start_service
 from .session import podman_service, preflight
+from .sweep import remove_leftovers
 
 
 def main(argv: list[str] | None = None) -> int:

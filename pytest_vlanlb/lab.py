@@ -10,12 +10,11 @@ gateway address (it has NET_ADMIN, as in the workshop). podman's records then sh
 address; the network itself (what a and b see) is the same as on netavark.
 
 Teardown removes everything by name; objects a crashed run left behind are found by label
-(and host links by ifalias) and removed by the next run.
+(and host links by ifalias) and removed by the next run (sweep.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 from collections.abc import Callable
@@ -24,24 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import podman
-from podman.errors import APIError, NotFound
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_fixed,
-)
+from podman.errors import APIError
 
 from .errors import LabBuildError, VlanlbError
 from .image import REQUIRED_TOOLS
-from .lookup import container_named, network_named
-from .naming import LABEL_KEEP, LABEL_NODE, LABEL_OWNER, LABEL_RUN, RunNames, owner_is_alive
+from .lookup import network_named
+from .naming import LABEL_NODE, RunNames
 from .node import Node
 from .podman_service import ULIMITS
+from .sweep import remove_container, remove_network
 from .topology import UPLINK, Role, Topology
-from .wires import WireKind, Wires, create_wires, delete_links, vlanlb_links
+from .wires import WireKind, Wires, create_wires, delete_links
 
 #: podman's default network: the workshop router's uplink (eth0).
 UPLINK_NETWORK = "podman"
@@ -175,7 +167,7 @@ def _create_network(lab: Lab, segment_name: str) -> None:
     )
     if response.status_code != 200:
         raise LabBuildError(f"creating podman network {name}: {response.text.strip()}")
-    lab.on_teardown(f"network {name}", lambda: _remove_network(lab.podman, name))
+    lab.on_teardown(f"network {name}", lambda: remove_network(lab.podman, name))
 
 
 def _create_node(lab: Lab, node_name: str, image: str) -> None:
@@ -218,7 +210,7 @@ def _create_node(lab: Lab, node_name: str, image: str) -> None:
         if node_name in lab.nodes:
             lab.nodes[node_name].close_shells()
         # Looked up through lab.podman: the service may have been restarted since.
-        _remove_container(lab.podman, name)
+        remove_container(lab.podman, name)
 
     lab.on_teardown(f"container {name}", remove, batch="containers")
     container.start()
@@ -284,115 +276,3 @@ def _check_tools(node: Node, image: str) -> None:
             f"`apk add {packages}` in a derived image), or drop --vlanlb-image to use the "
             "built-in node image"
         )
-
-
-def _remove_container(client: podman.PodmanClient, name: str) -> None:
-    """Remove a container, asking twice if need be: podman 5's netavark fails the first
-    removal of a container whose interface was renamed or deleted inside it ("Netlink error:
-    No such device"; a student's lab can be so), and a second one succeeds."""
-    with contextlib.suppress(NotFound):
-        for attempt in Retrying(
-            stop=stop_after_attempt(3),
-            retry=retry_if_exception(
-                lambda e: isinstance(e, APIError) and not isinstance(e, NotFound)
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                container_named(client, name).remove(force=True, v=True)
-
-
-def _remove_network(client: podman.PodmanClient, name: str) -> None:
-    with contextlib.suppress(NotFound):
-        # A network can linger busy for a moment after its last container is removed.
-        for attempt in Retrying(
-            stop=stop_after_delay(5),
-            wait=wait_fixed(0.1),
-            retry=retry_if_exception_type(APIError),
-            reraise=True,
-        ):
-            with attempt:
-                network_named(client, name).remove(force=True)
-
-
-# --- leftovers of runs that died --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leftover:
-    kind: str  # container, network or link
-    name: str
-    run_id: str
-    kept: bool
-
-
-def _labelled(client: podman.PodmanClient) -> list[tuple[Leftover, str]]:
-    """Every object any run of ours made, with its owner token."""
-    found = []
-    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
-        labels = container.labels or {}
-        item = Leftover(
-            "container", str(container.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
-        )
-        found.append((item, labels.get(LABEL_OWNER, "")))
-    for network in client.networks.list(filters={"label": LABEL_RUN}):
-        labels = network.attrs.get("labels") or {}
-        item = Leftover(
-            "network", str(network.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
-        )
-        found.append((item, labels.get(LABEL_OWNER, "")))
-    for link, alias in vlanlb_links():
-        found.append((Leftover("link", link, alias.run_id, alias.keep), alias.owner))
-    return found
-
-
-def find_leftovers(client: podman.PodmanClient) -> list[Leftover]:
-    """Objects of runs whose process is gone (kept labs included, marked as such)."""
-    return [item for item, owner in _labelled(client) if not owner_is_alive(owner)]
-
-
-def remove_leftovers(
-    client: podman.PodmanClient,
-    *,
-    include_kept: bool = False,
-    run_id: str | None = None,
-    dry_run: bool = False,
-) -> list[Leftover]:
-    """Remove dead runs' objects: containers first, then networks, then host links.
-
-    With dry_run, only return what would be removed."""
-    chosen = select_leftovers(find_leftovers(client), include_kept=include_kept, run_id=run_id)
-    if not dry_run:
-        _remove(client, chosen)
-    return chosen
-
-
-def select_leftovers(
-    items: list[Leftover], *, include_kept: bool = False, run_id: str | None = None
-) -> list[Leftover]:
-    """What a cleanup removes: one run's objects (kept or not), or every dead run's except
-    kept labs unless include_kept. A dry run lists the same selection."""
-    return [
-        item
-        for item in items
-        if (run_id is None or item.run_id == run_id)
-        and (include_kept or not item.kept or run_id is not None)
-    ]
-
-
-def remove_run(client: podman.PodmanClient, run_id: str) -> list[Leftover]:
-    """Remove everything labelled with one run id, whoever owns it (a run cleaning up after
-    itself when its own bookkeeping is incomplete, e.g. a build that failed half way)."""
-    chosen = [item for item, _owner in _labelled(client) if item.run_id == run_id]
-    _remove(client, chosen)
-    return chosen
-
-
-def _remove(client: podman.PodmanClient, chosen: list[Leftover]) -> None:
-    for item in chosen:
-        if item.kind == "container":
-            _remove_container(client, item.name)
-    for item in chosen:
-        if item.kind == "network":
-            _remove_network(client, item.name)
-    delete_links([item.name for item in chosen if item.kind == "link"])

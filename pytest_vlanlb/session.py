@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from .errors import LabBuildError, PreflightError
 from .image import ImageRecipe, ensure_image, require_image
-from .lab import Lab, build_lab, remove_leftovers
+from .lab import Lab, build_lab
 from .naming import RunNames
 from .podman_service import PodmanService, connect
 from .remote import is_ssh
+from .sweep import remove_leftovers
 from .topology import Topology
 from .wires import choose_wire_kind
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from pytest_vlanlb.image import ImageRecipe, import_rootfs
-from pytest_vlanlb.lab import remove_leftovers, remove_run
 from pytest_vlanlb.lookup import container_named, network_named
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.podman_service import ULIMITS
 from pytest_vlanlb.session import podman_service, preflight
+from pytest_vlanlb.sweep import remove_leftovers, remove_run
 from pytest_vlanlb.wires import WireKind, create_wires
 
 from .workshop import VARIANTS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from podman.errors import APIError, NotFound
 
-from pytest_vlanlb import lab
-from pytest_vlanlb.lab import Leftover, select_leftovers
+from pytest_vlanlb import sweep
+from pytest_vlanlb.sweep import Leftover, select_leftovers
 
 DEAD = Leftover("container", "vlb-111111-a", "111111", kept=False)
 KEPT = Leftover("container", "vlb-222222-a", "222222", kept=True)
@@ -38,20 +38,20 @@ class FlakyContainer:
 
 def test_a_container_is_asked_again_when_its_network_teardown_fails(monkeypatch):
     container = FlakyContainer(failures=1)
-    monkeypatch.setattr(lab, "container_named", lambda _client, _name: container)
-    lab._remove_container(None, "st-hostile-names-router")
+    monkeypatch.setattr(sweep, "container_named", lambda _client, _name: container)
+    sweep.remove_container(None, "st-hostile-names-router")
     assert container.removals == 2
 
 
 def test_a_container_that_keeps_failing_is_an_error_and_a_missing_one_is_not(monkeypatch):
     container = FlakyContainer(failures=5)
-    monkeypatch.setattr(lab, "container_named", lambda _client, _name: container)
+    monkeypatch.setattr(sweep, "container_named", lambda _client, _name: container)
     with pytest.raises(APIError, match="No such device"):
-        lab._remove_container(None, "x")
+        sweep.remove_container(None, "x")
     assert container.removals == 3
 
     def missing(_client, name):
         raise NotFound(f"no container named {name!r}")
 
-    monkeypatch.setattr(lab, "container_named", missing)
-    lab._remove_container(None, "gone")  # already removed: nothing to do
+    monkeypatch.setattr(sweep, "container_named", missing)
+    sweep.remove_container(None, "gone")  # already removed: nothing to do
