@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .diagnosis import one_line
 from .mapping import Action
-from .runner import Outcome, StepVerdict, one_line
+from .runner import Outcome, StepVerdict
 
 OUTPUT_LINES = 12  # of each command's output, in the report
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shlex
 import signal
@@ -26,14 +25,13 @@ from pathlib import Path
 import podman
 from podman.errors import APIError, NotFound
 
-from ..counters import Move, diff, explain, parse_counters
 from ..errors import PreflightError
 from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image, standin_tag
 from ..lookup import container_named
 from ..naming import RunNames
-from ..node import exec_in
 from ..podman_service import connect
 from ..wires import kernel_supports_8021q
+from .diagnosis import REPEAT_LIMIT, diagnose, judge
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
 from .markdown import Document, Fence, Prose, Section
 from .promises import (
@@ -55,8 +53,6 @@ from .sandbox import (
 from .shell import Command, ShellSyntaxError, split_commands
 
 Progress = Callable[[str], None]
-#: A repeat of a failed probe, for the counters: long enough for a few SYNs or echoes.
-REPEAT_LIMIT = 3.0
 # Each command runs in a fresh bash in the sandbox, as a terminal would run it: the variables
 # the earlier commands exported and the folder they left are restored first, and saved (and
 # sent to the runner after a marker on stderr) whatever way the command ends. Builtins only:
@@ -262,9 +258,14 @@ class DocumentRun:
         if observed.status == 0 and plan.rule is not None:
             where = f"{typed.document}::{typed.section} line {typed.line}"
             self.written.append(Written(plan.rule, where, typed.source))
-        self._judge(outcome)
+        judge(outcome, self.context.resolve)
         if outcome.failed and plan.probe_from and plan.action is Action.RUN:
-            outcome.diagnosis = self._diagnose(plan)
+            outcome.diagnosis = diagnose(
+                self.client,
+                list(dict.fromkeys(self.context.routers)),
+                lambda: self.execute(plan.script, REPEAT_LIMIT),
+                self.written,
+            )
         return outcome
 
     def _emulate(self, plan: Plan) -> Observed:
@@ -317,85 +318,6 @@ class DocumentRun:
             )
         return Observed(status, out, err, time.monotonic() - started)
 
-    def _judge(self, outcome: Outcome) -> None:
-        observed, typed = outcome.observed, outcome.typed
-        assert observed is not None
-        expects_failure = any(p.expects_failure for p in typed.promises)
-        if expects_failure:
-            outcome.expected_status = "a failure (the document says so)"
-            outcome.status_ok = observed.status != 0
-        elif typed.command.may_fail:
-            outcome.expected_status = "any (the document discards its errors)"
-            outcome.status_ok = not observed.timed_out
-        else:
-            outcome.expected_status = "exit status 0"
-            outcome.status_ok = observed.status == 0
-        outcome.checks = [(p, p.check(observed, self.context.resolve)) for p in typed.promises]
-
-    # --- diagnosis -------------------------------------------------------------------------
-
-    def _router_dump(self, name: str) -> str | None:
-        try:
-            container = container_named(self.client, name)
-            result = exec_in(container, ["iptables-save", "-c"])
-        except (NotFound, APIError):
-            return None
-        return result.stdout if result.ok else None
-
-    def _diagnose(self, plan: Plan) -> list[str]:
-        routers = list(dict.fromkeys(self.context.routers))
-        before = {r: self._router_dump(r) for r in routers}
-        repeat = self.execute(plan.script, REPEAT_LIMIT)
-        lines = [
-            f"repeated once (up to {REPEAT_LIMIT:g} s): {repeat.describe_status(REPEAT_LIMIT)}"
-        ]
-        for router in routers:
-            old, new = before[router], self._router_dump(router)
-            if old is None or new is None:
-                lines.append(f"{router}: its packet counters cannot be read (iptables-save)")
-                continue
-            moves = diff(parse_counters(old), parse_counters(new))
-            lines.append(f"{router} counters: {explain(moves)}")
-            lines += self._blame(moves)
-        return lines
-
-    def _blame(self, moves: list[Move]) -> list[str]:
-        """Which step wrote the rule that dropped the packets, and how to fix it."""
-        dnat = any(m.counter.target == "DNAT" for m in moves)
-        lines = []
-        for move in moves:
-            counter = move.counter
-            if counter.table != "filter" or counter.target not in ("DROP", "REJECT"):
-                continue
-            written = next(
-                (
-                    w
-                    for w in reversed(self.written)
-                    if w.rule.verb in ("-A", "-I")
-                    and w.rule.table == counter.table
-                    and w.rule.chain == counter.chain
-                    and normal_spec(w.rule.spec) == normal_spec(tuple(shlex.split(counter.spec)))
-                ),
-                None,
-            )
-            who = (
-                f"written by {written.where}: `{one_line(written.source)}`"
-                if written
-                else ("a rule no step of the documents wrote")
-            )
-            lines.append(f"the {counter.chain} rule {counter.number} `{counter.spec}` was {who}")
-            if dnat and counter.chain == "FORWARD" and written is not None:
-                target = f"-j {counter.target}"
-                fixed = one_line(written.source).replace(
-                    target, f"-m conntrack ! --ctstate DNAT {target}", 1
-                )
-                lines.append(
-                    "FORWARD sees packets after PREROUTING's DNAT, so this rule also takes the "
-                    "VIP's traffic on its way to the pod. Fix: spare DNAT'ed connections, "
-                    f"`{fixed}` (Kubernetes' KUBE-FORWARD accepts them likewise)"
-                )
-        return lines
-
     # --- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -408,25 +330,3 @@ class DocumentRun:
             )
             return
         self.sandbox.close()
-
-
-_CANONICAL = {"-m tcp", "-m udp"}
-
-
-def normal_spec(spec: tuple[str, ...]) -> list[str]:
-    """A rule as iptables-save prints it and as a document types it, made comparable."""
-    words = list(spec)
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        pair = " ".join(words[i : i + 2])
-        if pair in _CANONICAL:
-            i += 2
-            continue
-        out.append(re.sub(r"/32$", "", words[i]))
-        i += 1
-    return out
-
-
-def one_line(source: str) -> str:
-    return " ".join(source.replace("\\\n", " ").split())

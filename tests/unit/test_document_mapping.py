@@ -133,7 +133,7 @@ def test_what_no_namespace_contains_is_refused(line):
 
 
 def test_a_saved_rule_matches_the_rule_as_typed():
-    from pytest_vlanlb.document.runner import normal_spec
+    from pytest_vlanlb.document.diagnosis import normal_spec
 
     saved = (
         "-d 192.168.10.100/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 192.168.20.20:80"
