@@ -37,16 +37,13 @@ from pytest_vlanlb.document.mapping import (  # noqa: E402
     plan_command,
 )
 from pytest_vlanlb.document.markdown import Document, Section, load_document  # noqa: E402
-from pytest_vlanlb.document.runner import (  # noqa: E402
-    is_runnable,
-    prepare_image_store,
-    typed_commands,
-)
+from pytest_vlanlb.document.runner import is_runnable, typed_commands  # noqa: E402
 from pytest_vlanlb.document.sandbox import (  # noqa: E402
     WIRE_NETNS,
     start_sandbox,
 )
 from pytest_vlanlb.naming import RunNames  # noqa: E402
+from pytest_vlanlb.session import document_image_store  # noqa: E402
 from pytest_vlanlb.wires import kernel_supports_8021q  # noqa: E402
 
 TARGET = 2.0
@@ -127,7 +124,7 @@ def main() -> None:
         default=[WORKSHOP / "vlan_ja.md", WORKSHOP / "k8s_lb_ja.md"],
     )
     args = parser.parse_args()
-    store = prepare_image_store(None, print)
+    store = document_image_store(None, print)
     documents, plain = [], []
     for round_ in range(1, args.rounds + 1):
         print(f"round {round_}:")

@@ -1,6 +1,8 @@
-"""One lab's life: preflight, podman service, leftovers, image, build, teardown.
+"""A run's life, one place for every kind of run: preflight, the podman service, the sweep
+of dead runs, the image, building (a lab, or document mode's image store), the keep message
+and teardown.
 
-Shared by the pytest fixtures, the `vlanlb` command and the benchmark.
+Shared by the pytest fixtures, document mode, the `vlanlb` command and the benchmarks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import podman
 
 from .errors import LabBuildError, PreflightError
 from .image import ImageRecipe, ensure_image, require_image
@@ -72,10 +77,7 @@ def running_lab(
     progress(service.describe())
     for item in remove_leftovers(client):
         progress(f"removed leftover {item.kind} {item.name} of crashed run {item.run_id}")
-    if config.image:
-        image = require_image(client, config.image)
-    else:
-        image = ensure_image(client, ImageRecipe(), progress)
+    image = node_image(client, config.image, progress)
     names = RunNames.new(keep=config.keep)
     wire = choose_wire_kind(config.wire)
     lab = build_lab(client, config.topology, image, wire, names, backend=service.backend)
@@ -87,10 +89,7 @@ def running_lab(
         yield lab
     finally:
         if config.keep:
-            progress(
-                f"kept lab {names.run_id} (--vlanlb-keep):\n{lab.describe()}\n"
-                f"remove it with: vlanlb cleanup --run {names.run_id}"
-            )
+            progress(kept_message("lab", names.run_id, lab.describe()))
         else:
             if not service.alive() and service.revive():
                 progress(f"the podman service had died; tearing down through {service.url}")
@@ -102,3 +101,35 @@ def running_lab(
                     + (f", and {len(errors) - 1} more" if len(errors) > 1 else "")
                     + f"); remove what is left with: vlanlb cleanup --run {names.run_id}"
                 )
+
+
+def node_image(client: podman.PodmanClient, image: str | None, progress: Progress) -> str:
+    """The image the nodes run: the user's (`--vlanlb-image`, checked to exist) or the
+    built-in one (built once per recipe)."""
+    return require_image(client, image) if image else ensure_image(client, ImageRecipe(), progress)
+
+
+def kept_message(what: str, run_id: str, details: str) -> str:
+    """What --vlanlb-keep leaves, how to use it, and how to remove it."""
+    return (
+        f"kept {what} {run_id} (--vlanlb-keep):\n{details}\n"
+        f"remove it with: vlanlb cleanup --run {run_id}"
+    )
+
+
+def document_image_store(image: str | None, progress: Progress) -> Path:
+    """Document mode's read-only image store for its sandboxes. The host's podman is asked
+    only when the store is not made yet, or for an image of the user's (`--vlanlb-image`)."""
+    from .document.sandbox import ensure_image_store, image_store, ready_store
+    from .image import ensure_alpine_standin, standin_tag
+
+    if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):
+        return ready
+    service = connect(None)
+    try:
+        client = service.client()
+        standin = ensure_alpine_standin(client, node_image(client, image, progress), progress)
+        image_id = str(client.images.get(standin).id) if image else ""
+        return ensure_image_store(client, standin, image_store(standin, image_id))
+    finally:
+        service.stop()

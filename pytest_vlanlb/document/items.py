@@ -17,11 +17,11 @@ import pytest
 
 from ..errors import PreflightError, VlanlbError
 from ..podman_service import service_version
-from ..session import preflight
+from ..session import document_image_store, preflight
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .report import as_data, describe
-from .runner import DocumentRun, StepVerdict, is_runnable, prepare_image_store, typed_commands
+from .runner import DocumentRun, StepVerdict, is_runnable, typed_commands
 
 STEP_PROPERTY = "vlanlb_document_step"
 
@@ -162,7 +162,7 @@ class DocumentSession:
                     for t in typed_commands(d, s)
                 ]
                 self._run = DocumentRun(
-                    prepare_image_store(self.image, self.progress),
+                    document_image_store(self.image, self.progress),
                     None if self.backend == "auto" else self.backend,
                     nics=document_nics(commands),
                     timeout=self.timeout,

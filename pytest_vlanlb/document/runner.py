@@ -26,10 +26,9 @@ import podman
 from podman.errors import APIError, NotFound
 
 from ..errors import PreflightError
-from ..image import ImageRecipe, ensure_alpine_standin, ensure_image, require_image, standin_tag
 from ..lookup import container_named
 from ..naming import RunNames
-from ..podman_service import connect
+from ..session import kept_message
 from ..wires import kernel_supports_8021q
 from .diagnosis import REPEAT_LIMIT, diagnose, judge
 from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
@@ -45,9 +44,6 @@ from .promises import (
 )
 from .sandbox import (
     WIRE_NETNS,
-    ensure_image_store,
-    image_store,
-    ready_store,
     start_sandbox,
 )
 from .shell import Command, ShellSyntaxError, split_commands
@@ -184,24 +180,6 @@ class Written:
     source: str
 
 
-def prepare_image_store(image: str | None, progress: Progress) -> Path:
-    """The sandboxes' read-only image store. The host's podman is asked only when the store
-    is not made yet, or for an image of the user's (`--vlanlb-image`)."""
-    if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):
-        return ready
-    service = connect(None)
-    try:
-        client = service.client()
-        base = (
-            require_image(client, image) if image else ensure_image(client, ImageRecipe(), progress)
-        )
-        standin = ensure_alpine_standin(client, base, progress)
-        image_id = str(client.images.get(standin).id) if image else ""
-        return ensure_image_store(client, standin, image_store(standin, image_id))
-    finally:
-        service.stop()
-
-
 class DocumentRun:
     """The sandbox of one session's documents, and what their steps did in it."""
 
@@ -323,10 +301,9 @@ class DocumentRun:
     def close(self) -> None:
         """End the sandbox: every container, network, link and file of the run goes with it."""
         if self.keep:
-            enter = self.sandbox.enter("bash")
+            enter = " ".join(self.sandbox.enter("bash"))
             self.progress(
-                f"kept document sandbox {self.names.run_id} (--vlanlb-keep): enter it with "
-                f"`{' '.join(enter)}`; remove it with: vlanlb cleanup --run {self.names.run_id}"
+                kept_message("document sandbox", self.names.run_id, f"enter it with `{enter}`")
             )
             return
         self.sandbox.close()
