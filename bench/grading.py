@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    service = start_service(backend="netavark")
+    service = start_service(network_backend="netavark")
     try:
         print(f"building {args.students} student-like labs ...", flush=True)
         with student_labs(service, args.students) as labs, tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,12 @@ from .document.sandbox import ensure_image_store, image_store, remove_stale_sand
 from .errors import VlanlbError
 from .host_setup import set_up
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
-from .podman_service import BACKENDS, installed_backends, service_facts, start_service
+from .podman_service import (
+    NETWORK_BACKENDS,
+    installed_network_backends,
+    service_facts,
+    start_service,
+)
 from .session import podman_service, preflight
 from .sweep import remove_leftovers
 
@@ -63,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # Networks live in one backend's configuration: without --url, sweep each installed
         # backend (containers and host links are found by the first).
-        backends = ["auto"] if args.url else installed_backends() or ["auto"]
+        network_backends = ["auto"] if args.url else installed_network_backends() or ["auto"]
         items = []
-        for backend in backends:
-            with podman_service(args.url, backend) as service:
+        for network_backend in network_backends:
+            with podman_service(args.url, network_backend) as service:
                 items += remove_leftovers(
                     service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
                 )
@@ -93,20 +98,20 @@ def _say(message: str) -> None:
 
 def check_backends() -> int:
     """Start a private service per backend (and one with podman's own choice); 1 if any fails."""
-    installed = installed_backends()
+    installed = installed_network_backends()
     failed = 0
-    for backend in (None, *BACKENDS):
-        label = backend or "podman's own choice"
-        if backend is not None and backend not in installed:
+    for network_backend in (None, *NETWORK_BACKENDS):
+        label = network_backend or "podman's own choice"
+        if network_backend is not None and network_backend not in installed:
             print(f"{label}: not installed")
-            failed += backend == "netavark"  # the default backend must be there
+            failed += network_backend == "netavark"  # the default backend must be there
             continue
-        service = start_service(backend=backend)
+        service = start_service(network_backend=network_backend)
         try:
             version, seen = service_facts(service.url)
         finally:
             service.stop()
-        ok = backend in (None, seen)
+        ok = network_backend in (None, seen)
         failed += not ok
         print(f"{label}: podman {version} uses {seen}" + ("" if ok else " (NOT what was asked)"))
     if failed:

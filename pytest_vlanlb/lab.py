@@ -121,11 +121,11 @@ def build_lab(
     wire_kind: WireKind,
     names: RunNames,
     *,
-    backend: str = "netavark",
+    network_backend: str = "netavark",
 ) -> Lab:
     vlans = [(s.name, s.vlan) for s in topology.segments.values()]
     wires = create_wires(wire_kind, names, vlans)
-    lab = Lab(topology, names, client, wires, network_backend=backend)
+    lab = Lab(topology, names, client, wires, network_backend=network_backend)
     try:
         lab.on_teardown("host links", lambda: delete_links(wires.links))
         for segment in topology.segments.values():

@@ -237,7 +237,7 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
     config.args = []  # the documents are the tests: do not collect the test folders too
     session = DocumentSession(
         documents,
-        backend=_option(config, "network_backend") or "auto",
+        network_backend=_option(config, "network_backend") or "auto",
         image=_option(config, "image"),
         timeout=timeout,
         keep=bool(config.getoption("vlanlb_keep")),
@@ -281,7 +281,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         documents = config.stash[_DOCUMENTS]
         names = ", ".join(str(d.path) for d in documents.documents)
         return (
-            f"vlanlb: documents {names}; network backend {documents.backend}, "
+            f"vlanlb: documents {names}; network backend {documents.network_backend}, "
             f"{documents.timeout:g} s per command"
         )
     if not any(_explicit(config, name) for name, _ in OPTIONS):

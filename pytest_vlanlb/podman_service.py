@@ -30,7 +30,7 @@ from .waiting import wait_until
 
 DEFAULT_SOCKETS = ("unix:///run/podman/podman.sock",)
 #: podman's two network backends; "auto" takes the service's own, else netavark if installed.
-BACKENDS = ("netavark", "cni")
+NETWORK_BACKENDS = ("netavark", "cni")
 #: Where distributions put netavark, and CNI's macvlan plugin (podman's own search paths).
 HELPER_DIRS = (
     "/usr/local/libexec/podman",
@@ -63,7 +63,7 @@ def answers(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def installed_backends() -> list[str]:
+def installed_network_backends() -> list[str]:
     """The network backends this machine's podman can use, preferred first: netavark's
     binary, and CNI's plugins where podman was built with CNI."""
     found = []
@@ -110,14 +110,14 @@ def check_cni_built() -> None:
         )
 
 
-def choose_backend(requested: str) -> str | None:
+def choose_network_backend(requested: str) -> str | None:
     """The backend a service we start should use: `requested`, or the best installed one.
 
     "default" leaves it to podman, as its CLI does (grading: the student's own podman).
     """
     if requested == "default":
         return None
-    installed = installed_backends()
+    installed = installed_network_backends()
     if requested == "auto":
         if not installed:
             raise PreflightError(
@@ -125,9 +125,9 @@ def choose_backend(requested: str) -> str | None:
                 "(or `apt-get install netavark aardvark-dns`)"
             )
         return installed[0]
-    if requested not in BACKENDS:
+    if requested not in NETWORK_BACKENDS:
         raise PreflightError(
-            f"unknown network backend {requested!r}: use auto, {' or '.join(BACKENDS)}"
+            f"unknown network backend {requested!r}: use auto, {' or '.join(NETWORK_BACKENDS)}"
         )
     if requested == "cni":
         check_cni_built()
@@ -145,7 +145,7 @@ def choose_backend(requested: str) -> str | None:
 EXEC_EXIT_DELAY = 30
 
 
-def containers_conf(backend: str | None = None, stop_timeout: int | None = None) -> str:
+def containers_conf(network_backend: str | None = None, stop_timeout: int | None = None) -> str:
     lines = ["[containers]", 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]']
     engine = []
     if shutil.which("runc") is not None:
@@ -161,8 +161,8 @@ def containers_conf(backend: str | None = None, stop_timeout: int | None = None)
     engine.append(f"exit_command_delay = {EXEC_EXIT_DELAY}")
     if engine:
         lines += ["[engine]", *engine]
-    if backend is not None:
-        lines += ["[network]", f'network_backend = "{backend}"']
+    if network_backend is not None:
+        lines += ["[network]", f'network_backend = "{network_backend}"']
     return "\n".join(lines) + "\n"
 
 
@@ -204,16 +204,16 @@ class PodmanService:
     workdir: Path | None = None
     log: Path | None = field(default=None)
     version: str = ""
-    _backend: str = ""  # netavark or cni: the one we named, or as the service reports it
+    _network_backend: str = ""  # netavark or cni: the one we named, or as the service reports it
     started_with: str | None = None  # the backend we asked for, when we started it
     tunnel: SshTunnel | None = None  # for an ssh:// URL: the local end we talk to
 
     @property
-    def backend(self) -> str:
+    def network_backend(self) -> str:
         """The service's network backend (asked for once, when first needed: /info is slow)."""
-        if not self._backend:
-            self._backend = service_facts(self.api_url)[1]
-        return self._backend
+        if not self._network_backend:
+            self._network_backend = service_facts(self.api_url)[1]
+        return self._network_backend
 
     @property
     def api_url(self) -> str:
@@ -225,7 +225,7 @@ class PodmanService:
         if self.process is None:
             return False
         self.stop()
-        fresh = start_service(backend=self.started_with)
+        fresh = start_service(network_backend=self.started_with)
         self.url, self.process, self.workdir, self.log = (
             fresh.url,
             fresh.process,
@@ -236,7 +236,7 @@ class PodmanService:
 
     def describe(self) -> str:
         who = "started for this run" if self.process is not None else "running"
-        return f"podman {self.version}, {self.backend} backend, {who} at {self.url}"
+        return f"podman {self.version}, {self.network_backend} backend, {who} at {self.url}"
 
     def alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -260,7 +260,7 @@ class PodmanService:
 def connect(
     url: str | None = None,
     *,
-    backend: str = "auto",
+    network_backend: str = "auto",
     identity: str | None = None,
     timeout: float = 20.0,
 ) -> PodmanService:
@@ -272,14 +272,17 @@ def connect(
     """
     identity = identity or default_identity()
     if url:
-        return _checked(_reach(url, identity), backend)
+        return _checked(_reach(url, identity), network_backend)
     for candidate in (os.environ.get("CONTAINER_HOST"), *DEFAULT_SOCKETS):
         if candidate and (is_ssh(candidate) or answers(candidate)):
             service = _checked(_reach(candidate, identity), "auto")
-            if backend in ("auto", "default", service.backend):
+            if network_backend in ("auto", "default", service.network_backend):
                 return service
             service.stop()  # not the backend asked for: close what reaching it opened
-    return _checked(start_service(backend=choose_backend(backend), timeout=timeout), backend)
+    return _checked(
+        start_service(network_backend=choose_network_backend(network_backend), timeout=timeout),
+        network_backend,
+    )
 
 
 def _reach(url: str, identity: str | None) -> PodmanService:
@@ -295,16 +298,16 @@ def _reach(url: str, identity: str | None) -> PodmanService:
     return service
 
 
-def _checked(service: PodmanService, backend: str) -> PodmanService:
+def _checked(service: PodmanService, network_backend: str) -> PodmanService:
     try:
         service.version = service_version(service.api_url)
-        service._backend = service.started_with or ""
+        service._network_backend = service.started_with or ""
         check_version(service.version, service.url)
-        if backend not in ("auto", "default", service.backend):
+        if network_backend not in ("auto", "default", service.network_backend):
             raise PreflightError(
-                f"the podman service at {service.url} uses the {service.backend} network "
-                f"backend, not {backend}: drop --vlanlb-url to let the plugin start its own, "
-                "or drop --vlanlb-network-backend"
+                f"the podman service at {service.url} uses the {service.network_backend} "
+                f"network backend, not {network_backend}: drop --vlanlb-url to let the plugin "
+                "start its own, or drop --vlanlb-network-backend"
             )
     except BaseException:
         service.stop()
@@ -334,7 +337,7 @@ def sbin_path() -> str:
     return ":".join(filter(None, path))
 
 
-def start_service(*, backend: str | None = None, timeout: float = 20.0) -> PodmanService:
+def start_service(*, network_backend: str | None = None, timeout: float = 20.0) -> PodmanService:
     binary = shutil.which("podman")
     if binary is None:
         raise PreflightError(
@@ -345,7 +348,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
     (workdir / "owner").write_text(owner_token())
     conf = workdir / "containers.conf"
-    conf.write_text(containers_conf(backend))
+    conf.write_text(containers_conf(network_backend))
     socket = workdir / "podman.sock"
     log = workdir / "service.log"
     # netavark and CNI run iptables from the PATH; a restricted PATH (sudo, cron) lacks sbin.
@@ -359,7 +362,7 @@ def start_service(*, backend: str | None = None, timeout: float = 20.0) -> Podma
             start_new_session=True,
             preexec_fn=die_with_parent,  # even by SIGKILL
         )
-    service = PodmanService(f"unix://{socket}", process, workdir, log, started_with=backend)
+    service = PodmanService(f"unix://{socket}", process, workdir, log, started_with=network_backend)
     up = wait_until(
         lambda: answers(service.url, 1.0),
         timeout=timeout,

@@ -54,9 +54,9 @@ def preflight() -> None:
 
 @contextlib.contextmanager
 def podman_service(
-    url: str | None, backend: str = "auto", identity: str | None = None
+    url: str | None, network_backend: str = "auto", identity: str | None = None
 ) -> Iterator[PodmanService]:
-    service = connect(url, backend=backend, identity=identity)
+    service = connect(url, network_backend=network_backend, identity=identity)
     try:
         yield service
     finally:
@@ -80,7 +80,9 @@ def running_lab(
     image = node_image(client, config.image, progress)
     names = RunNames.new(keep=config.keep)
     wire = choose_wire_kind(config.wire)
-    lab = build_lab(client, config.topology, image, wire, names, backend=service.backend)
+    lab = build_lab(
+        client, config.topology, image, wire, names, network_backend=service.network_backend
+    )
     progress(
         f"lab {names.run_id}: topology {config.topology.name}, {wire.value} wires "
         f"(--vlanlb-wire={config.wire})"

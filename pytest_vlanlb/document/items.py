@@ -135,14 +135,14 @@ class DocumentSession:
         self,
         documents: list[Document],
         *,
-        backend: str,
+        network_backend: str,
         image: str | None,
         timeout: float,
         keep: bool,
         progress: Callable[[str], None],
     ) -> None:
         self.documents = documents
-        self.backend = backend
+        self.network_backend = network_backend
         self.image = image
         self.timeout = timeout
         self.keep = keep
@@ -163,7 +163,7 @@ class DocumentSession:
                 ]
                 self._run = DocumentRun(
                     document_image_store(self.image, self.progress),
-                    None if self.backend == "auto" else self.backend,
+                    None if self.network_backend == "auto" else self.network_backend,
                     nics=document_nics(commands),
                     timeout=self.timeout,
                     keep=self.keep,

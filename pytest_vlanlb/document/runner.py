@@ -186,7 +186,7 @@ class DocumentRun:
     def __init__(
         self,
         store: Path,
-        backend: str | None,
+        network_backend: str | None,
         *,
         nics: tuple[str, ...] = ("eth0",),
         timeout: float = 15.0,
@@ -197,7 +197,9 @@ class DocumentRun:
         self.keep = keep
         self.progress = progress
         self.names = RunNames.new(keep=keep)
-        self.sandbox = start_sandbox(self.names.run_id, store, nics, backend=backend, keep=keep)
+        self.sandbox = start_sandbox(
+            self.names.run_id, store, nics, network_backend=network_backend, keep=keep
+        )
         self.client: podman.PodmanClient = self.sandbox.client()
         self.context = RunContext(kernel_supports_8021q())
         self.written: list[Written] = []

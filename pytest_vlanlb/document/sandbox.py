@@ -202,7 +202,7 @@ _STORAGE = (
 )
 
 
-def sandbox_containers_conf(backend: str | None) -> str:
+def sandbox_containers_conf(network_backend: str | None) -> str:
     """podman's settings in the sandbox: crun without cgroups (nothing is written to the
     host's cgroup tree), ulimits that need no CAP_SYS_RESOURCE, no wait on `rm -f` for
     `sleep infinity`, never a pull (there is no registry), the network backend asked for.
@@ -223,8 +223,8 @@ def sandbox_containers_conf(backend: str | None) -> str:
         "stop_timeout = 0",
         'pull_policy = "never"',
     ]
-    if backend is not None:
-        lines += ["[network]", f'network_backend = "{backend}"']
+    if network_backend is not None:
+        lines += ["[network]", f'network_backend = "{network_backend}"']
     return "\n".join(lines) + "\n"
 
 
@@ -362,7 +362,7 @@ def start_sandbox(
     image_store: Path,
     nics: tuple[str, ...],
     *,
-    backend: str | None = None,
+    network_backend: str | None = None,
     keep: bool = False,
 ) -> Sandbox:
     """A new throwaway host with its own podman service; killed with the runner unless keep."""
@@ -380,7 +380,7 @@ def start_sandbox(
         "VLANLB_IMAGES": str(image_store),
         "VLANLB_NICS": " ".join(nics),
         "VLANLB_HOSTNAME": "vlanlb-sandbox",
-        "VLANLB_CONTAINERS_CONF": sandbox_containers_conf(backend),
+        "VLANLB_CONTAINERS_CONF": sandbox_containers_conf(network_backend),
         "VLANLB_STORAGE_CONF": _STORAGE,
         "VLANLB_REGISTRIES_CONF": _REGISTRIES,
         "VLANLB_SUDO": _SUDO,

@@ -128,7 +128,7 @@ class GradeReport:
         (with podman's own backend, so it sees the student's containers as the CLI does)."""
         if url not in self.services:
             try:
-                self.services[url] = connect(url, backend="default", identity=self.identity)
+                self.services[url] = connect(url, network_backend="default", identity=self.identity)
             except VlanlbError as exc:  # once per URL, not once per step
                 self.services[url] = exc
         found = self.services[url]

@@ -183,7 +183,7 @@ def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(
     """Real podman: on podman 4 (this host) the service runs CNI; on a podman 5 built without
     it (Debian 13: the VM tier's main check runs this test there) one usage line, no test."""
     pytester.makepyfile(
-        "def test_backend(vlanlb_podman):\n    assert vlanlb_podman.backend == 'cni'\n"
+        "def test_backend(vlanlb_podman):\n    assert vlanlb_podman.network_backend == 'cni'\n"
     )
     result = pytester.runpytest_subprocess("--vlanlb-network-backend=cni")
     if not podman_service.podman_builds_cni():
@@ -193,7 +193,7 @@ def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(
             f"({podman_service.cli_version()}) was built without CNI, as podman 5 usually is: "
             "use --vlanlb-network-backend=netavark (or auto)"
         ]
-    elif "cni" in podman_service.installed_backends():
+    elif "cni" in podman_service.installed_network_backends():
         result.assert_outcomes(passed=1)
     else:
         result.assert_outcomes(errors=1)

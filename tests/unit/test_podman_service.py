@@ -6,7 +6,7 @@ import pytest
 
 from pytest_vlanlb import podman_service
 from pytest_vlanlb.errors import PreflightError
-from pytest_vlanlb.podman_service import check_version, choose_backend, containers_conf
+from pytest_vlanlb.podman_service import check_version, choose_network_backend, containers_conf
 from pytest_vlanlb.remote import is_ssh, ssh_command
 
 
@@ -20,19 +20,19 @@ from pytest_vlanlb.remote import is_ssh, ssh_command
     ],
 )
 def test_backend_choice(monkeypatch, installed, requested, chosen):
-    monkeypatch.setattr(podman_service, "installed_backends", lambda: installed)
+    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: installed)
     monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
-    assert choose_backend(requested) == chosen
+    assert choose_network_backend(requested) == chosen
 
 
 def test_a_missing_backend_names_the_package(monkeypatch):
-    monkeypatch.setattr(podman_service, "installed_backends", lambda: ["netavark"])
+    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: ["netavark"])
     monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
     with pytest.raises(PreflightError, match="apt-get install containernetworking-plugins"):
-        choose_backend("cni")
-    monkeypatch.setattr(podman_service, "installed_backends", lambda: [])
+        choose_network_backend("cni")
+    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: [])
     with pytest.raises(PreflightError, match="no network backend installed: run `vlanlb setup`"):
-        choose_backend("auto")
+        choose_network_backend("auto")
 
 
 #: podman 5 as Debian 13 and Fedora build it: no CNI.
@@ -74,13 +74,13 @@ def test_cni_is_found_only_in_a_podman_built_with_it(tmp_path, monkeypatch, scri
     monkeypatch.setattr(podman_service, "HELPER_DIRS", (str(tmp_path),))
     (tmp_path / "netavark").write_text("")
     assert podman_service.podman_builds_cni() is has_cni
-    assert podman_service.installed_backends() == ["netavark", "cni"][: 1 + has_cni]
+    assert podman_service.installed_network_backends() == ["netavark", "cni"][: 1 + has_cni]
 
 
 def test_cni_on_a_podman_without_it_says_so_and_how_to_go_on(tmp_path, monkeypatch):
     fake_podman(tmp_path, PODMAN_5_WITHOUT_CNI, monkeypatch)
     with pytest.raises(PreflightError) as caught:
-        choose_backend("cni")
+        choose_network_backend("cni")
     assert str(caught.value) == (
         "--vlanlb-network-backend=cni: this podman (5.4.2) was built without CNI, as podman 5 "
         "usually is: use --vlanlb-network-backend=netavark (or auto)"
