@@ -55,3 +55,23 @@ def test_a_container_that_keeps_failing_is_an_error_and_a_missing_one_is_not(mon
 
     monkeypatch.setattr(sweep, "container_named", missing)
     sweep.remove_container(None, "gone")  # already removed: nothing to do
+
+
+def test_a_container_that_vanishes_during_the_sweep_counts_as_removed(monkeypatch):
+    """Listed by the sweep, gone (another run's cleanup) before its removal: podman answers
+    500 "does not exist in database"; asked again, it is not found, and that is success."""
+    calls = []
+
+    class Vanishing:
+        def remove(self, **_kwargs):
+            raise APIError("container abc does not exist in database: no such container")
+
+    def lookup(_client, name):
+        calls.append(name)
+        if len(calls) > 1:
+            raise NotFound(f"no container named {name!r}")
+        return Vanishing()
+
+    monkeypatch.setattr(sweep, "container_named", lookup)
+    sweep.remove_container(None, "vlb-333333-a")
+    assert calls == ["vlb-333333-a", "vlb-333333-a"]
