@@ -110,6 +110,116 @@ class Command:
         return block[self.start : self.end]
 
 
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+class _WordReader:
+    """One shell word from `text` at `i`: its literal parts and variables, whether any of it
+    was quoted, and whether it holds a command substitution."""
+
+    def __init__(self, text: str, i: int) -> None:
+        self.text, self.i, self.start = text, i, i
+        self.parts: list[str | Var] = []
+        self.buf: list[str] = []
+        self.quoted = self.substitution = False
+
+    def read(self) -> Word:
+        text = self.text
+        while self.i < len(text):
+            c = text[self.i]
+            if c in " \t\n;&|<>()":
+                break
+            if c == "\\":
+                if text.startswith("\\\n", self.i):
+                    self.i += 2
+                    continue
+                self.buf.append(text[self.i + 1 : self.i + 2])
+                self.i += 2
+            elif c == "'":
+                self.quoted = True
+                end = text.find("'", self.i + 1)
+                if end < 0:
+                    raise ShellSyntaxError(f"unclosed ' at line {_line_of(text, self.i)}")
+                self.buf.append(text[self.i + 1 : end])
+                self.i = end + 1
+            elif c == '"':
+                self._double_quoted()
+            elif not self._expansion(c):
+                self.buf.append(c)
+                self.i += 1
+        self._flush()
+        return Word(tuple(self.parts), self.start, self.i, self.quoted, self.substitution)
+
+    def _double_quoted(self) -> None:
+        text = self.text
+        self.quoted = True
+        self.i += 1
+        while True:
+            if self.i >= len(text):
+                raise ShellSyntaxError(f'unclosed " at line {_line_of(text, self.start)}')
+            c = text[self.i]
+            if c == '"':
+                self.i += 1
+                return
+            if c == "\\" and text[self.i + 1 : self.i + 2] in ('"', "\\", "$", "`", "\n"):
+                if text[self.i + 1] != "\n":
+                    self.buf.append(text[self.i + 1])
+                self.i += 2
+            elif not self._expansion(c):
+                self.buf.append(c)
+                self.i += 1
+
+    def _flush(self) -> None:
+        if self.buf:
+            self.parts.append("".join(self.buf))
+            self.buf.clear()
+
+    def _variable(self) -> bool:
+        match = _VAR.match(self.text, self.i)
+        if not match:
+            return False
+        self._flush()
+        self.parts.append(Var(match[1] or match[2]))
+        self.i = match.end()
+        return True
+
+    def _balanced(self, open_: str, close: str) -> None:
+        text = self.text
+        self.substitution = True
+        depth, j = 0, self.i
+        while j < len(text):
+            if text[j] == open_:
+                depth += 1
+            elif text[j] == close:
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        else:
+            raise ShellSyntaxError(f"unclosed {open_!r} at line {_line_of(text, self.i)}")
+        self.buf.append(text[self.i : j + 1])
+        self.i = j + 1
+
+    def _expansion(self, c: str) -> bool:
+        """$(...), `...` or $VAR at i, taken into the word; False if none is."""
+        text = self.text
+        if c == "$" and text.startswith("$(", self.i):
+            self.i += 1
+            self.buf.append("$")
+            self._balanced("(", ")")
+            return True
+        if c == "`":
+            end = text.find("`", self.i + 1)
+            if end < 0:
+                raise ShellSyntaxError(f"unclosed ` at line {_line_of(text, self.i)}")
+            self.substitution = True
+            self.buf.append(text[self.i : end + 1])
+            self.i = end + 1
+            return True
+        return c == "$" and self._variable()
+
+
 class _Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -124,104 +234,13 @@ class _Lexer:
         self.command: Command | None = None
 
     def line_of(self, offset: int) -> int:
-        return self.text.count("\n", 0, offset) + 1
-
-    # --- words -------------------------------------------------------------------------------
+        return _line_of(self.text, offset)
 
     def _word(self) -> Word:
-        text, start = self.text, self.i
-        parts: list[str | Var] = []
-        buf: list[str] = []
-        quoted = substitution = False
-
-        def flush() -> None:
-            if buf:
-                parts.append("".join(buf))
-                buf.clear()
-
-        def variable() -> bool:
-            match = _VAR.match(text, self.i)
-            if not match:
-                return False
-            flush()
-            parts.append(Var(match[1] or match[2]))
-            self.i = match.end()
-            return True
-
-        def balanced(open_: str, close: str) -> None:
-            nonlocal substitution
-            substitution = True
-            depth, j = 0, self.i
-            while j < len(text):
-                if text[j] == open_:
-                    depth += 1
-                elif text[j] == close:
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
-            else:
-                raise ShellSyntaxError(f"unclosed {open_!r} at line {self.line_of(self.i)}")
-            buf.append(text[self.i : j + 1])
-            self.i = j + 1
-
-        def expansion(c: str) -> bool:
-            """$(...), `...` or $VAR at self.i, taken into the word; False if none is."""
-            nonlocal substitution
-            if c == "$" and text.startswith("$(", self.i):
-                self.i += 1
-                buf.append("$")
-                balanced("(", ")")
-                return True
-            if c == "`":
-                end = text.find("`", self.i + 1)
-                if end < 0:
-                    raise ShellSyntaxError(f"unclosed ` at line {self.line_of(self.i)}")
-                substitution = True
-                buf.append(text[self.i : end + 1])
-                self.i = end + 1
-                return True
-            return c == "$" and variable()
-
-        while self.i < len(text):
-            c = text[self.i]
-            if c in " \t\n;&|<>()":
-                break
-            if c == "\\":
-                if text.startswith("\\\n", self.i):
-                    self.i += 2
-                    continue
-                buf.append(text[self.i + 1 : self.i + 2])
-                self.i += 2
-            elif c == "'":
-                quoted = True
-                end = text.find("'", self.i + 1)
-                if end < 0:
-                    raise ShellSyntaxError(f"unclosed ' at line {self.line_of(self.i)}")
-                buf.append(text[self.i + 1 : end])
-                self.i = end + 1
-            elif c == '"':
-                quoted = True
-                self.i += 1
-                while True:
-                    if self.i >= len(text):
-                        raise ShellSyntaxError(f'unclosed " at line {self.line_of(start)}')
-                    c = text[self.i]
-                    if c == '"':
-                        self.i += 1
-                        break
-                    if c == "\\" and text[self.i + 1 : self.i + 2] in ('"', "\\", "$", "`", "\n"):
-                        if text[self.i + 1] != "\n":
-                            buf.append(text[self.i + 1])
-                        self.i += 2
-                    elif not expansion(c):
-                        buf.append(c)
-                        self.i += 1
-            elif not expansion(c):
-                buf.append(c)
-                self.i += 1
-        flush()
-        return Word(tuple(parts), start, self.i, quoted, substitution)
+        reader = _WordReader(self.text, self.i)
+        word = reader.read()
+        self.i = reader.i
+        return word
 
     # --- commands ----------------------------------------------------------------------------
 
