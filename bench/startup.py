@@ -9,7 +9,8 @@ Usage:
 
     .venv/bin/python bench/startup.py [--rounds N]
 
-Prints each figure's median and the difference (target: at most 20 ms).
+Prints the import time, and each run's minimum and median with the difference (target: at
+most 20 ms).
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ def main() -> int:
             with_plugin.append(collect_seconds(project))
             without.append(collect_seconds(project, "-p", "no:vlanlb"))
     importing = statistics.median(imports) / 1000
-    plugged, bare = statistics.median(with_plugin), statistics.median(without)
     print(f"rounds: {args.rounds}")
     print(f"import pytest_vlanlb.plugin: {importing:.1f} ms (median, cumulative)")
-    print(f"pytest --co, plugin loaded:  {plugged * 1000:.1f} ms (median)")
-    print(f"pytest --co, -p no:vlanlb:   {bare * 1000:.1f} ms (median)")
-    print(f"difference: {(plugged - bare) * 1000:+.1f} ms (target: at most 20 ms)")
+    # The minimum is what the work costs; the median adds what the machine was doing.
+    for label, pick in (("minimum", min), ("median", statistics.median)):
+        plugged, bare = pick(with_plugin), pick(without)
+        print(
+            f"pytest --co ({label}): {plugged * 1000:.1f} ms with the plugin, "
+            f"{bare * 1000:.1f} ms with -p no:vlanlb: {(plugged - bare) * 1000:+.1f} ms "
+            "(target: at most 20 ms)"
+        )
     return 0
 
 
