@@ -13,7 +13,8 @@ Usage (as root, after scripts/setup):
 
     .venv/bin/python bench/documents.py [--rounds N] [DOC.md ...]
 
-Prints wall times per round, the medians and the ratio (target: document mode < 2x plain).
+Prints wall times per round, each round's verdicts (pytest's summary line: the same in every
+round), the medians and the ratio (target: document mode <= 0.5x the plain script).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from pytest_vlanlb.naming import RunNames  # noqa: E402
 from pytest_vlanlb.session import document_image_store  # noqa: E402
 from pytest_vlanlb.wires import kernel_supports_8021q  # noqa: E402
 
-TARGET = 2.0
+TARGET = 0.5  # document mode at most half the plain script (its waits settled early)
 LIMIT = 15  # seconds per command, as document mode's default --vlanlb-doc-timeout
 WORKSHOP = ROOT.parent / "shared" / "workshop"
 
@@ -135,7 +136,7 @@ def main() -> None:
     doc, base = statistics.median(documents), statistics.median(plain)
     ratio = doc / base
     print(f"medians: document mode {doc:.1f} s, plain script {base:.1f} s")
-    print(f"ratio {ratio:.2f} (target < {TARGET}): {'met' if ratio < TARGET else 'NOT met'}")
+    print(f"ratio {ratio:.2f} (target <= {TARGET}): {'met' if ratio <= TARGET else 'NOT met'}")
 
 
 if __name__ == "__main__":

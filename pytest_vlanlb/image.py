@@ -149,16 +149,20 @@ STANDIN_LINKS: tuple[tuple[str, str], ...] = (("/bin/busybox", "/bin/sh"),)
 #: still works and Debian's busybox ping ("permission denied (are you root?)") would not.
 #: Where alpine's would fall back, this runs iputils' ping, which falls back the same way (a
 #: copy without its file capability, which an exec without NET_RAW refuses), and writes its
-#: lines as busybox's. Otherwise it is busybox's own ping.
+#: lines as busybox's. Otherwise it is busybox's own ping. Either way its lines come out as
+#: they happen (line-buffered, as on a terminal; busybox's awk, which reads a line at a time),
+#: not all at its end: document mode stops a ping once what it has shown settles the
+#: document's promise (document/settling.py).
 STANDIN_PING = """#!/bin/busybox sh
 # alpine's ping, as vlanlb's stand-in for alpine has it (see pytest_vlanlb/image.py)
+lines=; if command -v stdbuf >/dev/null; then lines="stdbuf -oL"; fi
 effective=$(awk '/^CapEff/ {print $2}' /proc/self/status)
 datagrams=$(awk -v g="$(id -g)" '{print (g >= $1 && g <= $2)}' /proc/sys/net/ipv4/ping_group_range)
 if [ $(( 0x$effective >> 13 & 1 )) = 1 ] || [ "$datagrams" != 1 ]; then
-    exec /bin/busybox ping "$@"  # a raw socket, or none at all: busybox's own words either way
+    exec $lines /bin/busybox ping "$@"  # a raw socket, or none: busybox's own words either way
 fi
 set -o pipefail
-/usr/local/lib/vlanlb/ping "$@" | awk '
+$lines /usr/local/lib/vlanlb/ping "$@" | /bin/busybox awk '
 /^$/ { blank++; next }  # iputils ends with one when no reply came; busybox does not
 blank { for (; blank > 0; blank--) print "" }
 /^PING / {

@@ -351,3 +351,31 @@ def document_nics(commands: Sequence[Command]) -> tuple[str, ...]:
                 if re.fullmatch(r"[A-Za-z][\w-]{0,14}", candidate) and candidate != "lo":
                     names[candidate] = None
     return tuple(names)
+
+
+#: Options and words after which a command names an interface.
+_INTERFACE_OPTIONS = {"-i", "-o", "--in-interface", "--out-interface", "dev"}
+_NOT_INTERFACES = {"default", "up", "down", "dev", "all", "type", "link", "addr"}
+
+
+def interface_vocabulary(commands: Sequence[Command]) -> frozenset[str]:
+    """The words a document uses as interface names (`-i eth1`, `dev eth1`, `ip addr show
+    eth0`, `$IF.10`), to tell `` `192.168.10.1` (eth1) `` from `` `10.88.x.x` (podman) ``."""
+    words: set[str] = set()
+    for command in commands:
+        for simple in command.parts:
+            argv = [w.value() if w.literal is None else w.literal for w in simple.words]
+            raw = [
+                "".join(p if isinstance(p, str) else f"${p.name}" for p in w.parts)
+                for w in simple.words
+            ]
+            for i, word in enumerate(argv[:-1]):
+                if word in _INTERFACE_OPTIONS or (
+                    word in ("show", "set", "delete", "del") and "ip" in argv[:i]
+                ):
+                    words.add(raw[i + 1])
+                if word == "name" and "link" in argv[:i]:
+                    words.add(raw[i + 1])
+            for shell in (a for a in argv if "\n" in a or " " in a):  # sh -c '...' bodies
+                words.update(re.findall(r"(?:-[io]|dev)\s+([\w$.{}-]+)", shell))
+    return frozenset(w for w in words - _NOT_INTERFACES if w and not w.startswith("-"))

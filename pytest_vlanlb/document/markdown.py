@@ -13,7 +13,8 @@ from pathlib import Path
 
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_STEP = re.compile(r"\bstep\s*(\d+)\b", re.IGNORECASE)
+_STEP = re.compile(r"(?:\bstep|ステップ)\s*(\d+)\b", re.IGNORECASE)
+_NUMBERED = re.compile(r"^\s*\d+\s*[.)．、]\s*")
 
 #: Section headings that are not "Step N", in the workshop's languages -> item id.
 SECTION_IDS: dict[str, str] = {
@@ -22,6 +23,9 @@ SECTION_IDS: dict[str, str] = {
     "prerequisite": "prerequisites",
     "クリーンアップ": "cleanup",
     "後片付け": "cleanup",
+    "片付け": "cleanup",
+    "片づけ": "cleanup",
+    "後始末": "cleanup",
     "cleanup": "cleanup",
     "clean up": "cleanup",
     "clean-up": "cleanup",
@@ -83,7 +87,7 @@ def section_id(title: str, taken: set[str]) -> str:
     if step := _STEP.search(plain):
         base = f"step-{int(step[1])}"
     else:
-        key = re.split(r"[（(:：]", plain)[0].strip().lower()
+        key = re.split(r"[（(:：]", _NUMBERED.sub("", plain))[0].strip().lower()
         base = SECTION_IDS.get(key) or (
             "-".join(re.findall(r"[a-z0-9]+", key)) or f"section-{len(taken) + 1}"
         )
@@ -92,6 +96,14 @@ def section_id(title: str, taken: set[str]) -> str:
         ident, n = f"{base}-{n}", n + 1
     taken.add(ident)
     return ident
+
+
+def is_step_heading(title: str) -> bool:
+    """A `###` heading that is a step of its own ("### STEP 1: ...", "### 1. 前提条件" under
+    "## 準備"), as some revisions nest them: not a sub-heading inside a step."""
+    plain = re.sub(r"[*`_]", "", title).strip()
+    key = re.split(r"[（(:：]", _NUMBERED.sub("", plain))[0].strip().lower()
+    return bool(_STEP.search(plain)) or key in SECTION_IDS
 
 
 def parse_document(text: str, path: Path) -> Document:
@@ -129,7 +141,7 @@ def parse_document(text: str, path: Path) -> Document:
             index += 1
             continue
         heading = _HEADING.match(line)
-        if heading and len(heading[1]) <= 2:
+        if heading and (len(heading[1]) <= 2 or is_step_heading(heading[2])):
             flush_prose()
             if len(heading[1]) == 1:
                 title = title or heading[2]

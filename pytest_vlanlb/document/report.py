@@ -50,7 +50,13 @@ def _outcome(outcome: Outcome, limit: float) -> list[str]:
         return lines
     status = observed.describe_status(limit)
     expect = "" if outcome.status_ok else f" — expected {outcome.expected_status}"
-    lines.append(f"{pad}{status} after {observed.seconds:.1f} s{expect}")
+    took = "" if observed.stopped else f" after {observed.seconds:.1f} s"
+    lines.append(f"{pad}{status}{took}{expect}")
+    if outcome.allowed is not None:
+        allowed = outcome.allowed
+        lines.append(
+            f"{pad}its failure is allowed ({allowed.kind}): the document says {allowed.words!r}"
+        )
     for stream, text in (("stdout", observed.stdout), ("stderr", observed.stderr)):
         if text.strip() and (outcome.failed or stream == "stdout"):
             lines.append(f"{pad}{stream}:")
@@ -60,6 +66,8 @@ def _outcome(outcome: Outcome, limit: float) -> list[str]:
         lines.append(f"{pad}{mark} the document says: {promise.words!r} — seen: {check.seen}")
     for example in typed.examples:
         lines.append(f"{pad}· sample output in the document, not checked: {example!r}")
+    for words in typed.not_understood:
+        lines.append(f"{pad}? the document says, not understood here (not checked): {words!r}")
     for line in outcome.diagnosis:
         lines.append(f"{pad}diagnosis: {line}")
     return lines
@@ -79,8 +87,12 @@ def as_data(verdict: StepVerdict) -> dict[str, Any]:
                 "rewritten": o.plan.notes,
                 "reason": o.plan.reason,
                 "exit_status": o.observed.status if o.observed else None,
-                "timed_out": bool(o.observed and o.observed.timed_out),
+                "timed_out": bool(o.observed and o.observed.timed_out and not o.observed.stopped),
+                "stopped": o.observed.stopped if o.observed else "",
+                "seconds": round(o.observed.seconds, 2) if o.observed else None,
                 "promises": [{"says": p.words, "held": c.ok, "seen": c.seen} for p, c in o.checks],
+                "allowed_by": o.allowed.words if o.allowed else None,
+                "not_understood": o.typed.not_understood,
                 "diagnosis": o.diagnosis,
                 "failed": o.failed,
             }

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import selectors
 import shlex
 import signal
 import subprocess
@@ -30,9 +32,9 @@ from ..lookup import container_named
 from ..naming import RunNames
 from ..session import kept_message
 from ..wires import kernel_supports_8021q
-from .diagnosis import REPEAT_LIMIT, diagnose, judge
-from .mapping import Action, Plan, RuleWrite, RunContext, plan_command
-from .markdown import Document, Fence, Prose, Section
+from .diagnosis import diagnose, judge, read_dumps
+from .mapping import Action, Plan, RuleWrite, RunContext, interface_vocabulary, plan_command
+from .markdown import Document, Element, Fence, Prose, Section
 from .promises import (
     Check,
     Observed,
@@ -46,7 +48,9 @@ from .sandbox import (
     WIRE_NETNS,
     start_sandbox,
 )
+from .settling import Settled, Watch
 from .shell import Command, ShellSyntaxError, split_commands
+from .tolerance import Allowance, allowance, first_allowance
 
 Progress = Callable[[str], None]
 # Each command runs in a fresh bash in the sandbox, as a terminal would run it: the variables
@@ -83,6 +87,9 @@ class Typed:
     promises: list[Promise] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     needs_internet: bool = False
+    not_understood: list[str] = field(default_factory=list)
+    #: Where the text lets this command fail (nearest words first).
+    allowances: list[Allowance] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -100,6 +107,7 @@ class Outcome:
     expected_status: str = ""
     checks: list[tuple[Promise, Check]] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
+    allowed: Allowance | None = None  # the words that let its failure pass
 
     @property
     def failed(self) -> bool:
@@ -127,11 +135,14 @@ class StepVerdict:
 
 
 def typed_commands(document: Document, section: Section) -> list[Typed]:
-    """The section's commands with their promises: comments, the prose after a block, and an
-    "expected result" block (both about the block's last command)."""
+    """The section's commands with what the text says of them: promises in their comments,
+    in the prose after a block and in an "expected result" block (about the block's last
+    command), and the tolerance announced around them (see `tolerance`)."""
     typed: list[Typed] = []
     last: Typed | None = None
     elements = section.elements
+    vocabulary = document_interfaces(document)
+    heading = allowance(section.title)
     for index, element in enumerate(elements):
         if isinstance(element, Fence) and element.is_shell:
             try:
@@ -140,8 +151,14 @@ def typed_commands(document: Document, section: Section) -> list[Typed]:
                 raise PreflightError(
                     f"{document.name} line {element.line}: cannot read this block: {exc}"
                 ) from None
+            around = _block_allowances(elements, index)
             for command in commands:
                 reading = read_command(command)
+                own = [
+                    a
+                    for a in (allowance(command.comment), first_allowance(command.lead))
+                    if a is not None
+                ]
                 last = Typed(
                     document.name,
                     section.id,
@@ -151,14 +168,40 @@ def typed_commands(document: Document, section: Section) -> list[Typed]:
                     reading.promises,
                     reading.examples,
                     reading.needs_internet,
+                    reading.not_understood,
+                    [*own, *around, *([heading] if heading else [])],
                 )
                 typed.append(last)
         elif isinstance(element, Prose) and last is not None:
-            last.promises += read_prose(element)
+            last.promises += read_prose(element, vocabulary)
             following = elements[index + 1] if index + 1 < len(elements) else None
             if isinstance(following, Fence) and (promise := expected_block(element, following)):
                 last.promises.append(promise)
     return typed
+
+
+def _block_allowances(elements: list[Element], index: int) -> list[Allowance]:
+    """Tolerance in the paragraph right before a block and the one right after it."""
+    found = []
+    if index > 0 and isinstance(before := elements[index - 1], Prose):
+        found.append(allowance(paragraphs(before.text)[-1], quoting=True))
+    if index + 1 < len(elements) and isinstance(after := elements[index + 1], Prose):
+        found.append(allowance(paragraphs(after.text)[0], quoting=True))
+    return [a for a in found if a is not None]
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()] or [""]
+
+
+def document_interfaces(document: Document) -> frozenset[str]:
+    """The interface words of the whole document (a few dozen commands: read each time)."""
+    commands = []
+    for section in document.sections:
+        for fence in section.shell_blocks:
+            with contextlib.suppress(ShellSyntaxError):
+                commands += split_commands(fence.text)
+    return interface_vocabulary(commands)
 
 
 def is_runnable(section: Section) -> bool:
@@ -178,6 +221,39 @@ class Written:
     rule: RuleWrite
     where: str  # "k8s_lb_ja.md::step-2 line 86"
     source: str
+
+
+#: How often a running command's output is looked at (for `settling`).
+_TICK = 0.05
+
+
+def _collect(
+    process: subprocess.Popen[bytes], started: float, limit: float, watch: Watch | None
+) -> tuple[bytes, bytes, bool, Settled | None]:
+    """Read a command's output until it ends, its time limit passes (True) or its watch
+    settles it. Whatever comes after a stop is read by the caller."""
+    out, err = bytearray(), bytearray()
+    assert process.stdout is not None
+    assert process.stderr is not None
+    streams = {process.stdout.fileno(): out, process.stderr.fileno(): err}
+    with selectors.DefaultSelector() as selector:
+        for fd in streams:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            elapsed = time.monotonic() - started
+            if elapsed >= limit:
+                return bytes(out), bytes(err), True, None
+            for key, _ in selector.select(timeout=min(_TICK, limit - elapsed)):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    streams[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+            if watch is not None and selector.get_map():
+                shown = out.decode(errors="replace")
+                if settled := watch.poll(shown, time.monotonic() - started):
+                    return bytes(out), bytes(err), False, settled
+    return bytes(out), bytes(err), False, None
 
 
 class DocumentRun:
@@ -231,21 +307,29 @@ class DocumentRun:
         outcome = Outcome(typed, plan)
         if plan.action in (Action.SKIP, Action.REFUSED):
             return outcome
-        observed = (
-            self._emulate(plan) if plan.action is Action.EMULATE else self.execute(plan.script)
-        )
+        watch: Watch | None = None
+        routers = list(dict.fromkeys(self.context.routers))
+        if plan.action is Action.EMULATE:
+            observed = self._emulate(plan)
+        else:
+            if len(typed.command.parts) == 1:  # a pipeline's status is its last command's
+                probing = plan.probe_from is not None and bool(routers)
+                watch = Watch(
+                    typed.command.parts[0].argv(self.context.env),
+                    typed.promises,
+                    expects_success=not typed.command.may_fail,
+                    read_counters=(lambda: read_dumps(self.client, routers)) if probing else None,
+                    before=read_dumps(self.client, routers) if probing else None,
+                )
+            observed = self.execute(plan.script, watch=watch)
         outcome.observed = observed
         if observed.status == 0 and plan.rule is not None:
             where = f"{typed.document}::{typed.section} line {typed.line}"
             self.written.append(Written(plan.rule, where, typed.source))
         judge(outcome, self.context.resolve)
-        if outcome.failed and plan.probe_from and plan.action is Action.RUN:
-            outcome.diagnosis = diagnose(
-                self.client,
-                list(dict.fromkeys(self.context.routers)),
-                lambda: self.execute(plan.script, REPEAT_LIMIT),
-                self.written,
-            )
+        if outcome.failed and watch is not None and watch.before:
+            after = watch.after or read_dumps(self.client, routers)
+            outcome.diagnosis = diagnose(watch.before, after, self.written)
         return outcome
 
     def _emulate(self, plan: Plan) -> Observed:
@@ -268,9 +352,12 @@ class DocumentRun:
         )
         return self.execute(script)
 
-    def execute(self, script: str, limit: float | None = None) -> Observed:
+    def execute(
+        self, script: str, limit: float | None = None, *, watch: Watch | None = None
+    ) -> Observed:
         """Run one command in the sandbox's shell, as a student's terminal would: the
-        variables it exports and the folder it changes to hold for the next command."""
+        variables it exports and the folder it changes to hold for the next command. With a
+        `watch`, it is stopped as soon as its output settles its result."""
         limit = self.timeout if limit is None else limit
         started = time.monotonic()
         argv = self.sandbox.enter("bash", "--noprofile", "--norc", "-c", _SESSION, "bash", script)
@@ -280,23 +367,35 @@ class DocumentRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.sandbox.environment(VLANLB_MARKER=self._marker),
-            text=True,
             start_new_session=True,  # so that a time-out ends the whole pipeline
         ) as process:
-            try:
-                out, err = process.communicate(timeout=limit)
-                status: int | None = process.returncode
-            except subprocess.TimeoutExpired:
+            out, err, timed_out, settled = _collect(process, started, limit, watch)
+            status: int | None
+            if timed_out or settled is not None:
+                status = settled.status if settled is not None else None
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                out, err = process.communicate()
-                status = None
-        err, found, exported = err.partition(f"\n{self._marker}\n")
+                if watch is not None and watch.probe:
+                    # Its podman exec is gone; the probe it started in the container must
+                    # go too, or it would keep sending into the next steps.
+                    self.sandbox.kill_processes(watch.probe)
+                rest_out, rest_err = process.communicate()
+                out, err = out + rest_out, err + rest_err
+            else:
+                status = process.wait()
+        text_err = err.decode(errors="replace")
+        text_err, found, exported = text_err.partition(f"\n{self._marker}\n")
         if found:
             self.context.env = dict(
                 entry.split("=", 1) for entry in exported.split("\0") if "=" in entry
             )
-        return Observed(status, out, err, time.monotonic() - started)
+        return Observed(
+            status,
+            out.decode(errors="replace"),
+            text_err,
+            time.monotonic() - started,
+            settled.reason if settled is not None else "",
+        )
 
     # --- the end ---------------------------------------------------------------------------
 

@@ -38,11 +38,13 @@ import contextlib
 import fcntl
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,6 +334,25 @@ class Sandbox:
                 f"podman's service in the document sandbox did not start:\n{detail}"
             )
 
+    def kill_processes(self, argv: Sequence[str]) -> list[int]:
+        """Kill the sandbox's processes running `argv` (a probe a stopped `podman exec`
+        started in a container: the stand-in's ping is a script, so its program may be an
+        interpreter's argument). Only the sandbox's own processes are looked at."""
+        program, args = argv[0].rsplit("/", 1)[-1], list(argv[1:])
+        killed = []
+        for pid, cmdline in _processes():
+            if (
+                cmdline[len(cmdline) - len(args) :] == args
+                and any(
+                    w.rsplit("/", 1)[-1] == program for w in cmdline[: len(cmdline) - len(args)]
+                )
+                and _descends_from(pid, self.init_pid)
+            ):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        return killed
+
     def close(self) -> None:
         """End every process of the sandbox; its mounts, links and storage go with them."""
         with contextlib.suppress(ProcessLookupError):
@@ -433,6 +454,30 @@ def start_sandbox(
         sandbox.close()
         raise
     return sandbox
+
+
+def _processes() -> list[tuple[int, list[str]]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                raw = (entry / "cmdline").read_bytes()
+                found.append((int(entry.name), raw.decode(errors="replace").split("\0")[:-1]))
+    return found
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):  # a process tree is never that deep here
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = int(re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)[1])  # type: ignore[index]
+    return False
 
 
 def _child_of(pid: int) -> int:

@@ -98,6 +98,9 @@ class Command:
     comment: str = ""
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
+    #: The comment lines heading the run of commands this one belongs to (no blank line
+    #: between): `# delete them (if they exist)` above two `ip link delete` lines is about both.
+    lead: list[str] = field(default_factory=list)
 
     @property
     def may_fail(self) -> bool:
@@ -371,6 +374,13 @@ def attach_comments(commands: list[Command], comments: list[tuple[int, str]], te
             above.after.extend(lines)
         if (below := by_first.get(last + 1)) is not None:
             below.before.extend(lines)
+    previous: Command | None = None
+    for command in commands:
+        if command.before:
+            command.lead = list(command.before)
+        elif previous is not None and command.line == previous.last_line + 1:
+            command.lead = previous.lead
+        previous = command
 
 
 def split_commands(block: str) -> list[Command]:
