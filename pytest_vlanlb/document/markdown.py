@@ -103,7 +103,7 @@ def is_step_heading(title: str) -> bool:
     "## 準備"), as some revisions nest them: not a sub-heading inside a step."""
     plain = re.sub(r"[*`_]", "", title).strip()
     key = re.split(r"[（(:：]", _NUMBERED.sub("", plain))[0].strip().lower()
-    return bool(_STEP.search(plain)) or key in SECTION_IDS
+    return bool(_STEP.match(plain)) or key in SECTION_IDS
 
 
 def parse_document(text: str, path: Path) -> Document:

@@ -18,6 +18,7 @@ from pytest_vlanlb.document.promises import (
     Reply,
     ShowsLine,
     ShowsNames,
+    ShowsText,
     read_command,
     read_prose,
     running_containers,
@@ -268,3 +269,173 @@ def test_lexer_substitutions_inside_and_outside_double_quotes():
     assert words[3].variables == ["IF"]
     with pytest.raises(ShellSyntaxError):
         split_commands('echo "`never closed"\n')
+
+
+# --- read as a person reads (issue: no false alarm on other revisions) ----------------------
+
+
+def test_a_parenthesis_is_an_interface_only_when_it_names_one():
+    output = _seen(IP_ADDR)
+    (context,) = read_prose(Prose("Output should show `10.88.x.x` (podman's default).", 1))
+    seen = context.check(output, same)
+    assert seen.ok, seen.seen
+    assert "10.88.x.x on eth0 ('podman's default' is context, not an interface)" in seen.seen
+    (listed,) = read_prose(
+        Prose("出力に `192.168.10.1`、`10.88.x.x`（NAT 用）の IP が見えれば成功です。", 1)
+    )
+    assert listed.check(output, same).ok
+    # An interface of the output's shape, or one the document uses, is an interface.
+    (shaped,) = read_prose(Prose("`192.168.10.1` (eth7) が見えること。", 1))
+    assert (
+        "192.168.10.1 not on eth7 (eth7: absent; it is on eth1)" in shaped.check(output, same).seen
+    )
+    (worded,) = read_prose(
+        Prose("`192.168.10.1` ($IF.10) が表示されれば成功", 1), frozenset({"$IF.10"})
+    )
+    moved = worded.check(output, lambda word: word.replace("$IF", "ens5"))
+    assert not moved.ok
+    assert "not on ens5.10" in moved.seen
+    (missing,) = read_prose(Prose("Output should show `192.168.30.1` (podman's default).", 1))
+    assert missing.check(output, same).seen == "192.168.30.1: no interface has it"
+
+
+def test_the_document_vocabulary_of_interfaces():
+    from pytest_vlanlb.document.mapping import interface_vocabulary
+
+    commands = split_commands(
+        "ip link add link $IF name $IF.10 type vlan id 10\n"
+        "podman exec router iptables -I FORWARD -i eth1 -o eth2 -j DROP\n"
+        "podman exec router ip addr add 192.168.10.100/32 dev eth1\n"
+        "podman exec a ip addr show eth0\n"
+        "podman exec router ip route del default via 192.168.10.1 dev eth1\n"
+        "podman exec router sh -c 'iptables -A FORWARD -i eth2 -o eth0 -j ACCEPT'\n"
+    )
+    assert interface_vocabulary(commands) == {"$IF.10", "eth0", "eth1", "eth2"}
+
+
+def test_results_stated_on_the_commands_own_line():
+    assert [type(p) for p in _promises("ping -c 2 h  # 結果: パケットロス 100%\n").promises] == [
+        PacketLoss
+    ]
+    (shows,) = _promises('curl http://v # -> "Hello from Pod B" と出れば成功！\n').promises
+    assert isinstance(shows, ShowsText)
+    assert shows.text == "Hello from Pod B"
+    assert shows.check(_seen("Hello from Pod B\n"), same).ok
+    assert not shows.check(_seen("Hello from Pod C\n"), same).ok
+    (english,) = _promises('curl http://v\n# -> Should output "Hello from Pod B"!\n').promises
+    assert isinstance(english, ShowsText)
+    # A remark on the line is not sample output.
+    remark = _promises("export IF=ens5 # ご自身の環境に合わせて変更してください\n")
+    assert (remark.promises, remark.examples, remark.not_understood) == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    ("comment", "percent"),
+    [
+        ("# 100% のパケットロスになること", 100),
+        ("# Expect packet loss of 100%", 100),
+        ("# パケットロス率: 100%", 100),
+        ("# 0% packet loss", 0),
+    ],
+)
+def test_packet_loss_in_other_words(comment, percent):
+    (loss,) = _promises(f"ping -c 2 h\n{comment}\n").promises
+    assert isinstance(loss, PacketLoss)
+    assert loss.percent == percent
+
+
+def test_statements_no_reader_understands_are_reported_not_judged():
+    reading = _promises(
+        "ip route | grep default\n# 'default via' で始まる行が eth0 の1行だけ表示されれば正解です\n"
+        "# default via 10.88.0.1 dev eth0\n"
+    )
+    assert reading.promises == []
+    assert reading.not_understood == [
+        "'default via' で始まる行が eth0 の1行だけ表示されれば正解です"
+    ]
+    assert reading.examples == ["default via 10.88.0.1 dev eth0"]
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "# net-vlan10 と net-vlan20 が表示されればOK",
+        "# net-vlan10、net-vlan20 が一覧に表示されること",
+        "# net-vlan10 and net-vlan20 should be listed",
+        "# Check that net-vlan10 and net-vlan20 appear",
+    ],
+)
+def test_shown_names_in_other_words(note):
+    (shows,) = _promises(f"podman network ls\n{note}\n").promises
+    assert isinstance(shows, ShowsNames)
+    assert shows.names == ("net-vlan10", "net-vlan20")
+
+
+NESTED = """# Nested
+
+## 準備
+
+### 1. 前提条件
+
+- コンテナ `a`、`b`、`router` が起動していること。
+
+### 2. 環境確認
+
+```bash
+podman info | grep rootless
+```
+
+## 実習ステップ
+
+### STEP 1: 作る
+
+```bash
+true
+```
+
+### 1. 疎通確認 (about Step 1's links)
+
+```bash
+ping -c 1 h
+```
+
+### ステップ 2: 確かめる
+
+```bash
+true
+```
+
+## 片付け
+
+```bash
+true
+```
+"""
+
+
+def test_steps_nested_under_one_heading_are_steps():
+    doc = parse_document(NESTED, Path("nested.md"))
+    runnable = [s for s in doc.sections if s.shell_blocks or s.id == "prerequisites"]
+    assert [s.id for s in runnable] == ["prerequisites", "step-1", "step-2", "cleanup"]
+    prerequisites, step1 = runnable[0], runnable[1]
+    assert running_containers([e for e in prerequisites.elements if isinstance(e, Prose)]) == (
+        "a",
+        "b",
+        "router",
+    )
+    assert len(step1.shell_blocks) == 2  # its own sub-heading stays inside it
+
+
+def test_prerequisite_sentences_turned_round():
+    assert running_containers(
+        [Prose("The `a`, `b` and `router` containers must be running.", 1)]
+    ) == (
+        "a",
+        "b",
+        "router",
+    )
+    assert running_containers([Prose("`a`、`b`、`router` のコンテナが起動していること", 1)]) == (
+        "a",
+        "b",
+        "router",
+    )
