@@ -92,7 +92,7 @@ def test_documents_as_published(pytester, workshop, language):
     report = reports[f"{k8s}::step-6"]
     assert "curl http://192.168.10.100" in report
     # Stopped once the counters showed its SYNs dropped, not at the 15 s limit.
-    assert re.search(r"stopped after \d\.\d s: \d packets dropped by filter FORWARD", report)
+    assert re.search(r"stopped after \d+\.\d s: \d+ packets dropped by filter FORWARD", report)
     assert "it cannot succeed while that rule stands (no result) — expected exit status 0" in report
     assert "dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT" in report
     assert f"written by {k8s}::step-2 line 86" in report
