@@ -77,7 +77,7 @@ _RUNNING = (
         r"((?:`[^`]+`\s*,?\s*(?:and\s*)?)+)containers?\s*(?:must be|are|is|should be) running",
         re.IGNORECASE,
     ),
-    re.compile(r"((?:`[^`]+`\s*[,、]?\s*(?:と|および)?\s*)+)(?:の)?コンテナが起動している"),
+    re.compile(r"((?:`[^`]+`\s*[,、]?\s*(?:と|および)?\s*)+)(?:の)?(?:コンテナ)?が起動している"),
 )
 #: "`Hello from Pod B` と出れば成功", "-> Should output "Hello from Pod B"": that text is shown.
 _SHOWS_TEXT = re.compile(
@@ -345,7 +345,9 @@ def read_command(command: Command) -> Reading:
     if failure:
         reading.promises.append(Fails("; ".join(failure)))
     for note in command.before:
-        if names := _shown_names(note):
+        if shown := _shown_text(note):
+            reading.promises.append(ShowsText(note, shown))
+        elif names := _shown_names(note):
             reading.promises.append(ShowsNames(note, names))
     if command.comment:  # `ping ... # 結果: パケットロス 100%`: a result, if it states one
         _read_result(command.comment.strip(), reading, trailing=True)

@@ -34,6 +34,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"(?:エラー|失敗|警告)[^。！!]*?(?:無視|問題(?:ありません|ない|は?ありません|なし|には?なりません)"
             r"|大丈夫|構いません|構わない|差し支え|気にし(?:なくて|ないで))"
             r"|失敗することがあります|失敗する(?:ことも|かも)"
+            r"|(?:エラーになる|エラーが出る|失敗する)(?:場合|こと)があ(?:ります|る)"
             r"|(?:と|ば|場合は?|なら|ときは?)\s*(?:エラーに(?:なります|なる)|失敗(?:します|する))"
             # en: may fail / errors can be ignored / ignore the error / the error is harmless
             r"|\b(?:may|might|can|could|will possibly) (?:also )?fail\b"
@@ -43,6 +44,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|(?:is|are) (?:fine|ok|okay|expected|normal)"
             r"|no problem|not a problem|(?:does not|doesn'?t|do not|don'?t) matter)"
             r"|\bignore (?:the |any |this |these |such )?(?:errors?|failures?|warnings?)\b"
+            r"|\b(?:ok|okay|fine|harmless|no problem)\b[^.;]*\bif (?:this|it|that) fails\b"
+            r"|\bif (?:this|it|that) fails\b,? (?:that'?s|it'?s|this is) "
+            r"(?:ok|okay|fine|harmless)\b"
             r"|\bsafe to ignore\b",
             re.IGNORECASE,
         ),

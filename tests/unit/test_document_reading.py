@@ -324,6 +324,8 @@ def test_results_stated_on_the_commands_own_line():
     assert not shows.check(_seen("Hello from Pod C\n"), same).ok
     (english,) = _promises('curl http://v\n# -> Should output "Hello from Pod B"!\n').promises
     assert isinstance(english, ShowsText)
+    (above,) = _promises("# 「Hello from Pod B」が返ってくることを確認\ncurl http://v\n").promises
+    assert isinstance(above, ShowsText)
     # A remark on the line is not sample output.
     remark = _promises("export IF=ens5 # ご自身の環境に合わせて変更してください\n")
     assert (remark.promises, remark.examples, remark.not_understood) == ([], [], [])
@@ -430,6 +432,11 @@ def test_prerequisite_sentences_turned_round():
     assert running_containers(
         [Prose("The `a`, `b` and `router` containers must be running.", 1)]
     ) == (
+        "a",
+        "b",
+        "router",
+    )
+    assert running_containers([Prose("- `a`、`b`、`router` が起動していること", 1)]) == (
         "a",
         "b",
         "router",
