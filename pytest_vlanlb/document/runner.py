@@ -317,7 +317,8 @@ class DocumentRun:
                 watch = Watch(
                     typed.command.parts[0].argv(self.context.env),
                     typed.promises,
-                    expects_success=not typed.command.may_fail,
+                    # A probe the text lets fail is never stopped as failed: it ends itself.
+                    expects_success=not (typed.command.may_fail or typed.allowances),
                     read_counters=(lambda: read_dumps(self.client, routers)) if probing else None,
                     before=read_dumps(self.client, routers) if probing else None,
                 )
