@@ -238,3 +238,37 @@ def test_a_restyled_english_revision_catches_a_wrong_greeting(pytester):
     )
     assert "10.88.x.x on eth0 ('podman's default' is context, not an interface)" in text
     assert not left
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_tolerance_in_the_published_text_is_where_a_reader_sees_it(language):
+    """Reading only (no podman): the published documents allow failure exactly where their
+    words do — the sub-interface deletes, the install-if-missing lines, the optional cleanup
+    — and the quoted `Cannot find device` note covers Step 1's block for that message only.
+    A tolerance anywhere else would hide a defect."""
+    from pytest_vlanlb.document.markdown import parse_document
+    from pytest_vlanlb.document.runner import typed_commands
+
+    allowed: dict[str, list[str]] = {}
+    for name in (f"vlan_{language}.md", f"k8s_lb_{language}.md"):
+        document = parse_document(published(name), Path(name))
+        for section in document.sections:
+            for typed in typed_commands(document, section):
+                kinds = sorted({a.kind for a in typed.allowances if not a.quoted})
+                quoted = sorted({q for a in typed.allowances for q in a.quoted})
+                if kinds or quoted:
+                    key = f"{name}::{section.id} {typed.source.splitlines()[0]}"
+                    allowed[key] = [*kinds, *quoted]
+    step1 = [k for k in allowed if "::step-1 " in k and k.startswith("vlan_")]
+    assert all("Cannot find device" in allowed[k] for k in step1)
+    unquoted = {k: [v for v in vs if v != "Cannot find device"] for k, vs in allowed.items()}
+    assert {k: v for k, v in unquoted.items() if v} == {
+        f"vlan_{language}.md::step-1 sudo ip link delete $IF.10 2>/dev/null": ["conditional"],
+        f"vlan_{language}.md::step-1 sudo ip link delete $IF.20 2>/dev/null": ["conditional"],
+        f"k8s_lb_{language}.md::step-1 sudo podman exec b apk add --no-cache busybox-extras": [
+            "conditional"
+        ],
+        f"k8s_lb_{language}.md::step-6 sudo podman exec a apk add --no-cache curl": ["conditional"],
+        f"k8s_lb_{language}.md::step-6 sudo podman exec router iptables -D FORWARD "
+        "-i eth1 -o eth2 -j DROP": ["optional"],
+    }
