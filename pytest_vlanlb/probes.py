@@ -41,6 +41,9 @@ class PingResult:
         return 1.0 if self.transmitted == 0 else 1 - self.received / self.transmitted
 
     def __str__(self) -> str:
+        if self.transmitted == 0:  # nothing was sent: say what was seen instead of 0/0
+            said = " ".join(self.output.split())[:200] or "no output"
+            return f"ping {self.target}: sent nothing ({said})"
         ttl = f", ttl {self.ttls[0]}" if self.ttls else ""
         return f"ping {self.target}: {self.received}/{self.transmitted} replies{ttl}"
 

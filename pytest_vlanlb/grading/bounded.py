@@ -22,6 +22,11 @@ from ..node import ExecResult, Node
 
 BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 1 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
+#: The rule listings a judge reads whole (`iptables-save -c`, `iptables -S`): a router may
+#: hold thousands of rules (each about 100 bytes), and a listing cut short would hide the
+#: counters a verdict rests on. Still a bound: a hostile `iptables-save` cannot flood us.
+RULES_LIMIT = 16 * 1024 * 1024
+WHOLE_OUTPUT = {"iptables-save": RULES_LIMIT, "iptables": RULES_LIMIT}
 _RC = "@@vlanlb-rc="
 _KILLED = "@@vlanlb-killed@@"
 
@@ -42,10 +47,12 @@ wait $p; echo "{_RC}$?" >&2
 _BOUNDED = "{{ {{ {body} }} 2>&1 1>&3 3>&- | head -c {limit} >&2; }} 3>&1 | head -c {limit}"
 
 
-def wrap(command: tuple[str, ...], bound: float = BOUND_SECONDS) -> list[str]:
+def wrap(
+    command: tuple[str, ...], bound: float = BOUND_SECONDS, limit: int = OUTPUT_LIMIT
+) -> list[str]:
     """The argv that runs `command` bounded (for `podman exec`)."""
     body = _WRAPPER.format(bound_ms=int(bound * 1000))
-    script = _BOUNDED.format(body=body, limit=OUTPUT_LIMIT)
+    script = _BOUNDED.format(body=body, limit=limit)
     return ["/bin/sh", "-c", script, "vlanlb-bounded", *command]
 
 
@@ -71,14 +78,18 @@ class BoundedNode(Node):
 
     bound: float = BOUND_SECONDS
     unfinished: list[str] = field(default_factory=list)  # commands killed at the bound
+    cut: list[str] = field(default_factory=list)  # listings a judge needs whole, cut short
 
     def exec(self, *command: str) -> ExecResult:
         return self.exec_within(self.bound, *command)
 
     def exec_within(self, seconds: float, *command: str) -> ExecResult:
         """The command, killed after `seconds` if still running (rc 124)."""
-        raw = super().exec(*wrap(command, seconds))
+        limit = WHOLE_OUTPUT.get(command[0], OUTPUT_LIMIT) if command else OUTPUT_LIMIT
+        raw = super().exec(*wrap(command, seconds, limit))
         result, killed = unwrap(command, raw, seconds)
         if killed and seconds >= self.bound:  # killed at its own short limit: just slow
             self.unfinished.append(shlex.join(command))
+        if limit > OUTPUT_LIMIT and len(raw.stdout.encode()) >= limit:
+            self.cut.append(shlex.join(command))
         return result

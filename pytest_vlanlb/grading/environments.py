@@ -77,12 +77,31 @@ def load_class(path: Path, default_url: str | None) -> list[Environment]:
         if not isinstance(names, dict):
             raise TopologyError(source, f"{where}.names", f"maps {', '.join(NODES)} to names")
         check_keys(names, NODES, source, f"{where}.names")
-        resolved = {
-            node: str(names.get(node, f"{entry.get('prefix', '')}{node}")) for node in NODES
-        }
+        prefix = entry.get("prefix", "")
+        if not isinstance(prefix, str):
+            raise TopologyError(source, f"{where}.prefix", "must be a string (alice-)")
+        for node, name in names.items():
+            # A name outside the prefix says two students' labs at once: which is meant?
+            if prefix and not str(name).startswith(prefix):
+                raise TopologyError(
+                    source,
+                    f"{where}.names.{node}",
+                    f"{name!r} disagrees with prefix {prefix!r} (which gives "
+                    f"{prefix}{node!s}): keep one of them, or a name that starts with it",
+                )
+        resolved = {node: str(names.get(node, f"{prefix}{node}")) for node in NODES}
         if entry["name"] in {e.name for e in environments}:
             raise TopologyError(source, f"{where}.name", f"duplicate name {entry['name']!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", entry["name"]):
             raise TopologyError(source, f"{where}.name", "letters, digits, . _ - only")
-        environments.append(Environment(entry["name"], entry.get("url") or default_url, resolved))
+        environment = Environment(entry["name"], entry.get("url") or default_url, resolved)
+        for earlier in environments:
+            if (earlier.url, dict(earlier.names)) == (environment.url, resolved):
+                raise TopologyError(
+                    source,
+                    where,
+                    f"grades the same containers as {earlier.name!r} "
+                    f"({', '.join(resolved.values())}): give it its own prefix or names",
+                )
+        environments.append(environment)
     return environments

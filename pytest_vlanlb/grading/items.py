@@ -16,11 +16,13 @@ from ..topology import Topology
 from .environments import Environment
 from .steps import STEP_IDS, grade, titles
 from .student import StudentLab
-from .verdict import Verdict
+from .verdict import CANNOT_JUDGE, FAIL, PASS, Verdict
 
 VERDICT_PROPERTY = "vlanlb_verdict"
 ENV_PROPERTY = "vlanlb_environment"
 STEP_PROPERTY = "vlanlb_step"
+#: The terminal table's mark per status (the JSON has the status itself).
+MARKS = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "????"}
 
 
 class GradeFailure(Exception):
@@ -174,15 +176,17 @@ class GradeReport:
             self.verdicts[name][step] = Verdict(
                 step,
                 self.titles[step],
-                "fail",
+                CANNOT_JUDGE,
                 [reason[-500:]],
-                "the grader could not probe this step (see evidence)",
+                "cannot judge: the grader could not probe this step (see evidence)",
             ).as_dict()
 
     def document(self, name: str) -> dict[str, Any]:
         steps = [
             self.verdicts[name].get(step)
-            or Verdict(step, self.titles[step], "fail", ["not graded"], "").as_dict()
+            or Verdict(
+                step, self.titles[step], CANNOT_JUDGE, ["not graded"], "not graded in this run"
+            ).as_dict()
             for step in STEP_IDS
         ]
         return {
@@ -196,7 +200,7 @@ class GradeReport:
         doc = self.document(name)
         lines = [f"vlanlb grade: {name} ({doc['score']}/{doc['max']})"]
         for step in doc["steps"]:
-            mark = "PASS" if step["status"] == "pass" else "FAIL"
+            mark = MARKS.get(step["status"], "FAIL")
             lines.append(f"  {mark}  {step['id']:<11} {step['title']}")
             if step["hint"]:
                 lines.append(f"        hint: {step['hint']}")

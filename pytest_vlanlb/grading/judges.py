@@ -108,10 +108,17 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     v.evidence += [f"from {name}: {pinged}", f"from {name}: {got}", f"router: {moves(seen)}"]
     dropped = seen.moved("filter", "FORWARD", "DROP")
     blocked = pinged.received == 0 and got.outcome is HttpOutcome.TIMEOUT
-    if blocked and not dropped and not b_up.received:
+    if pinged.transmitted == 0:
+        # A ping that sends nothing is silent whatever the firewall does.
+        v.cannot_judge(
+            f"cannot judge: `ping` in {lab.container(Role.CLIENT)} sent no echo request (see "
+            "evidence). If it is not the real ping, reinstall it (on alpine: apk add "
+            f"--no-cache iputils); if {name} has no route, fix env first"
+        )
+    elif blocked and not dropped and not b_up.received:
         # "a cannot reach b" proves nothing while b itself is unreachable.
         v.evidence.append(f"from the router: {b_up}")
-        v.hint = (
+        v.cannot_judge(
             f"cannot judge: {b} does not answer even the router, and no DROP rule on the "
             f"router counted a packet. Start {b} ({lab.container(Role.POD)}) and grade again"
         )

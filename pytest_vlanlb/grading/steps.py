@@ -3,11 +3,13 @@ judge. Titles are templates over the topology (addresses, port, greeting, VLAN i
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..topology import Role, Topology
 from . import judges
+from .bounded import RULES_LIMIT
 from .hints import Hints
 from .student import StudentLab
 from .verdict import Verdict
@@ -116,6 +118,15 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
     found, problems = lab.nodes()
     if any(role not in found for role in step.needs):
         verdict.evidence += problems
+        paused = [lab.container(r) for r in step.needs if r not in found]
+        paused = [name for name in paused if name in lab.paused()]
+        if paused:
+            verdict.cannot_judge(
+                f"cannot judge: {', '.join(paused)} paused; resume "
+                f"{'it' if len(paused) == 1 else 'them'} with `podman unpause "
+                f"{' '.join(shlex.quote(n) for n in paused)}` and grade again"
+            )
+            return verdict
         verdict.hint = (
             "create and start the missing containers as in vlan_ja.md, or name yours "
             "with --vlanlb-names router=R,a=A,b=B"
@@ -127,11 +138,10 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
         verdict.evidence.append("iptables is not installed on the router")
         verdict.hint = hints.install("iptables")
         return verdict
-    hung_before = len(lab.unfinished())
+    hung_before, cut_before = len(lab.unfinished()), len(lab.cut())
     step.judge(lab, hints, verdict)
-    hung = lab.unfinished()[hung_before:]
+    hung, cut = lab.unfinished()[hung_before:], lab.cut()[cut_before:]
     if hung:  # a probe that was killed proves nothing either way
-        verdict.status = "fail"
         for role, command in hung:
             verdict.evidence.append(
                 f"`{command}` in {lab.container(role)} did not finish within "
@@ -139,10 +149,22 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
             )
         role, command = hung[0]
         tool = command.split()[0]
-        verdict.hint = (
+        verdict.cannot_judge(
             f"cannot judge: `{tool}` in {lab.container(role)} hangs instead of answering. "
             f"Is it the real tool? Reinstall it (on alpine: apk add --no-cache "
             f"{APK_FOR.get(tool, tool)})"
+        )
+        return verdict
+    if cut:  # a bound is not a verdict: counters missing from a cut listing prove nothing
+        for role, command in cut:
+            verdict.evidence.append(
+                f"`{command}` in {lab.container(role)} printed more than "
+                f"{RULES_LIMIT // 2**20} MiB: not read whole"
+            )
+        verdict.cannot_judge(
+            f"cannot judge: {lab.container(cut[0][0])} holds more rules than the grader reads "
+            f"({RULES_LIMIT // 2**20} MiB of `{cut[0][1]}`); remove the rules the workshop "
+            "did not ask for and grade again"
         )
         return verdict
     if no_iptables and step.iptables_note and not verdict.passed:

@@ -49,6 +49,7 @@ class StudentLab:
         self.topology = topology
         self.podman = podman_client
         self._memo: dict[str, Any] = {}
+        self._paused: list[str] = []
         service = topology.service
         self.vip = str(service.vip)
         self.backend = str(service.backend_address)
@@ -94,6 +95,15 @@ class StudentLab:
         """Every command killed at its bound so far, with the role it ran in."""
         return [(role, cmd) for role, node in self.nodes()[0].items() for cmd in node.unfinished]
 
+    def cut(self) -> list[tuple[Role, str]]:
+        """Every listing a judge needs whole that was cut at its (large) bound so far."""
+        return [(role, cmd) for role, node in self.nodes()[0].items() for cmd in node.cut]
+
+    def paused(self) -> list[str]:
+        """The student's containers that exist but are paused (`podman pause`)."""
+        self.nodes()
+        return list(self._paused)
+
     def _attach(self) -> tuple[dict[Role, BoundedNode], list[str]]:
         found, problems = {}, []
         for role, spec in self.specs.items():
@@ -103,7 +113,12 @@ class StudentLab:
             except NotFound:
                 problems.append(f"container {name!r} ({label}) does not exist")
                 continue
-            if container.attrs.get("State", {}).get("Status") != "running":
+            status = container.attrs.get("State", {}).get("Status")
+            if status == "paused":
+                problems.append(f"container {name!r} ({label}) is paused")
+                self._paused.append(name)
+                continue
+            if status != "running":
                 problems.append(f"container {name!r} ({label}) is not running")
                 continue
             found[role] = BoundedNode(spec, container)
@@ -162,9 +177,18 @@ class StudentLab:
         """One echo request a step expects to go unanswered, judged after SILENCE seconds.
 
         busybox ping waits whole seconds (-W 1), so it is stopped at SILENCE instead: no reply
-        by then is none. A reply arrives in well under a millisecond on a segment."""
+        by then is none. A reply arrives in well under a millisecond on a segment. Silence
+        proves something only if a request left: the container's own ICMP counter
+        (`OutEchos` of /proc/net/snmp, its network namespace's) says whether one did, so a
+        `ping` that hangs without sending is reported as what it is."""
+        sent_before = echo_requests(node)
         result = node.exec_within(SILENCE, "ping", "-c", "1", "-W", "1", target)
         if result.rc == 124:  # stopped at SILENCE: nothing came back
+            sent_after = echo_requests(node)
+            if sent_before is not None and sent_after == sent_before:
+                return PingResult(
+                    target, 0, 0, (), f"sent no echo request within {SILENCE:g}s (OutEchos unmoved)"
+                )
             return PingResult(target, 1, 0, (), f"no reply within {SILENCE:g}s")
         return parse_ping(target, result.stdout + result.stderr)
 
@@ -204,6 +228,20 @@ class StudentLab:
             detail = result.stderr.strip() or f"wget exited {result.rc}"
         outcome = classify_wget(result.rc, result.stderr)
         return HttpResult(url, outcome, result.stdout, detail, elapsed)
+
+
+_ICMP = re.compile(r"^Icmp: (?P<names>[A-Za-z ]+)\nIcmp: (?P<values>[\d -]+)$", re.MULTILINE)
+
+
+def echo_requests(node: Node) -> int | None:
+    """ICMP echo requests sent from the node's network namespace so far, or None where
+    /proc/net/snmp cannot be read."""
+    found = _ICMP.search(node.exec("cat", "/proc/net/snmp").stdout)
+    if not found:
+        return None
+    counts = dict(zip(found["names"].split(), found["values"].split(), strict=False))
+    value = counts.get("OutEchos", "")
+    return int(value) if value.isdigit() else None
 
 
 def _open_shells(node: Node, count: int) -> None:

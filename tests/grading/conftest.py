@@ -197,6 +197,8 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
         lab.type(role, command)
     for role in typed.stopped:
         lab.container(role).stop(timeout=0)
+    for role in typed.paused:
+        lab.container(role).pause()
 
 
 def remove_student_lab(client, lab: StudentLab) -> None:
@@ -213,13 +215,12 @@ def student_labs(vlanlb_podman, alpine_like_image):
     labs = {}
     try:
         for variant in VARIANTS:
-            busybox = VARIANTS[variant].router_image == "busybox"
-            router_image = alpine_like_image if busybox else node_image
+            images = {"busybox": alpine_like_image, "node": node_image}
             labs[variant] = build_student_lab(
                 client,
                 f"st-{variant}-",
-                router_image,
-                alpine_like_image,
+                images[VARIANTS[variant].router_image],
+                images[VARIANTS[variant].client_image],
                 alpine_like_image,
                 variant,
             )

@@ -53,18 +53,33 @@ RENAME_HOSTILE = (
 #: The router's curl replaced by something that hangs. (Not a's ping: the busybox here runs
 #: its applets directly from its shell, whatever /bin/ping is; alpine's does not.)
 HANGING_CURL = "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/bin/curl"
+#: a's ping replaced by something that hangs without sending (a on the node image, whose
+#: shell looks ping up on PATH): silence from it proves nothing.
+HANGING_PING = (
+    "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/bin/ping && "
+    "chmod +x /usr/local/bin/ping"
+)
+#: 3,000 rules that match nothing of the lab's (sources in 10.99/16), appended to FORWARD:
+#: `iptables-save -c` then prints far more than a probe's 64 KiB of output.
+HARMLESS_RULES = (
+    "{ echo '*filter'; i=0; while [ $i -lt 3000 ]; do "
+    'echo "-A FORWARD -s 10.99.$((i / 250)).$((i % 250 + 1))/32 -j ACCEPT"; i=$((i + 1)); done; '
+    "echo COMMIT; } | iptables-restore -n"
+)
 
 
 @dataclass(frozen=True)
 class Variant:
     """A student's lab: what was typed on the router, Step 1's server (None: not started),
-    what was done afterwards in a or b, and which containers were then stopped."""
+    what was done afterwards in a or b, and which containers were then stopped or paused."""
 
     router: list[str]
     server: str | None = SERVER
     afterwards: tuple[tuple[str, str], ...] = ()  # (container role, command)
     stopped: tuple[str, ...] = ()
+    paused: tuple[str, ...] = ()
     router_image: str = "node"  # node (with iptables) or busybox (without)
+    client_image: str = "busybox"  # a's: busybox (alpine-like) or node (its own ping binary)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -81,6 +96,10 @@ VARIANTS: dict[str, Variant] = {
     "b-stopped-no-drop": Variant([VIP, DNAT, SNAT], stopped=("b",)),
     "hanging-curl": Variant(COMPLETE, afterwards=(("router", HANGING_CURL),)),
     "comment-dnat": Variant([DROP_CORRECTED, VIP, DNAT_WRONG_WITH_COMMENT, SNAT]),
+    # Judged right at any size, and what is seen said as it is (issue 21).
+    "many-rules": Variant([*COMPLETE, HARMLESS_RULES]),
+    "paused-b": Variant(COMPLETE, paused=("b",)),
+    "hanging-ping": Variant(COMPLETE, afterwards=(("a", HANGING_PING),), client_image="node"),
 }
 #: The seven usual mistakes (and none), graded as before the hostile ones were added.
 USUAL = (

@@ -28,6 +28,10 @@ def test_class_file(tmp_path):
         "    names: {router: r}\n"
     )
     alice, bob = load_class(good, "unix:///x.sock")
+    override = tmp_path / "override.yaml"  # a name that keeps the prefix overrides one node
+    override.write_text("environments:\n  - name: c\n    prefix: c-\n    names: {router: c-gw}\n")
+    (carol,) = load_class(override, None)
+    assert dict(carol.names) == {"router": "c-gw", "a": "c-a", "b": "c-b"}
     assert (alice.url, alice.names["b"]) == ("unix:///x.sock", "alice-b")
     assert (bob.url, dict(bob.names)) == (
         "ssh://bob@host/run/podman/podman.sock",
@@ -44,6 +48,15 @@ def test_class_file(tmp_path):
         ("environments:\n  - name: 'a b'\n", "environments[0].name"),
         ("environments:\n  - name: a\n    names: {c: x}\n", "environments[0].names.c"),
         ("environments:\n  - name: a\n    names: [x]\n", "environments[0].names"),
+        ("environments:\n", "environments"),
+        # prefix and names that disagree: whose lab is it?
+        (
+            "environments:\n  - name: a\n    prefix: alice-\n    names: {router: bob-router}\n",
+            "environments[0].names.router",
+        ),
+        # two students graded on the same containers (the defaults, here)
+        ("environments:\n  - name: a\n  - name: b\n", "environments[1]"),
+        ("environments:\n  - name: a\n    prefix: [x]\n", "environments[0].prefix"),
     ],
 )
 def test_bad_class_files_name_the_field(tmp_path, text, field):
@@ -138,3 +151,35 @@ def test_which_postrouting_rules_do_step5(rule, covers):
 )
 def test_busybox_wget_outcomes(rc, stderr, outcome):
     assert classify_wget(rc, stderr) is outcome
+
+
+SNMP = """Ip: Forwarding DefaultTTL InReceives
+Ip: 1 64 15700
+Icmp: InMsgs InErrors OutMsgs OutEchos OutEchoReps
+Icmp: 1 0 3 {sent} 0
+IcmpMsg: InType3 OutType8
+IcmpMsg: 1 2
+"""
+
+
+class _SnmpNode:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def exec(self, *command: str):  # the one command echo_requests runs
+        from pytest_vlanlb.node import ExecResult
+
+        assert command == ("cat", "/proc/net/snmp")
+        return ExecResult(command, 0, self.text, "")
+
+
+def test_echo_requests_are_read_from_the_containers_own_icmp_counters():
+    from pytest_vlanlb.grading.student import echo_requests
+    from pytest_vlanlb.probes import PingResult
+
+    assert echo_requests(_SnmpNode(SNMP.format(sent=7))) == 7  # type: ignore[arg-type]
+    assert echo_requests(_SnmpNode("")) is None  # type: ignore[arg-type]
+    # A ping that sent nothing says what was seen, not "0/0 replies".
+    silent = PingResult("192.168.20.20", 0, 0, (), "sent no echo request within 0.5s")
+    assert str(silent) == "ping 192.168.20.20: sent nothing (sent no echo request within 0.5s)"
+    assert str(PingResult("h", 1, 0, (), "")) == "ping h: 0/1 replies"
