@@ -144,6 +144,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the grade as JSON here (a folder, one file per environment, "
         "with --vlanlb-class)",
     )
+    grading.addoption(
+        "--vlanlb-upto",
+        dest="vlanlb_upto",
+        default=None,
+        metavar="STEP",
+        help="grade the steps up to this one (env, web-server, firewall, vip, dnat, snat, "
+        "vip-curl); later ones are 'not yet' and do not count (a class file's `upto` wins)",
+    )
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
@@ -183,7 +191,12 @@ def pytest_configure(config: pytest.Config) -> None:
         documents = _documents(config)
         if documents:
             _configure_documents(config, documents)
-        if config.getoption("vlanlb_attach") or config.getoption("vlanlb_class"):
+        grading = config.getoption("vlanlb_attach") or config.getoption("vlanlb_class")
+        if config.getoption("vlanlb_upto") and not grading:
+            raise VlanlbError(
+                "--vlanlb-upto is a grading option: add --vlanlb-attach or --vlanlb-class"
+            )
+        if grading:
             from .grading import GradeReport
 
             grade = GradeReport(
@@ -248,13 +261,17 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
 
 
 def _environments(config: pytest.Config) -> list[Environment]:
-    from .grading import Environment, load_class, parse_names
+    from .grading import STEP_IDS, Environment, load_class, parse_names
 
     url = _option(config, "url")
+    upto = config.getoption("vlanlb_upto")
+    if upto is not None and upto not in STEP_IDS:
+        raise VlanlbError(f"--vlanlb-upto {upto}: not a step; the steps are {', '.join(STEP_IDS)}")
     class_file = config.getoption("vlanlb_class")
     if class_file:
-        return load_class(Path(class_file), url)
-    return [Environment("default", url, parse_names(config.getoption("vlanlb_names")))]
+        return load_class(Path(class_file), url, STEP_IDS, upto)
+    names = parse_names(config.getoption("vlanlb_names"))
+    return [Environment("default", url, names, upto)]
 
 
 def _topology(config: pytest.Config) -> Topology:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,38 @@ from ..topology import unknown_key
 #: maps to the container that plays that node in the student's lab.
 NODES = ("router", "a", "b")
 #: The keys a class file may have, at the top and in each environment.
-CLASS_KEYS = ("environments",)
-ENVIRONMENT_KEYS = ("name", "url", "prefix", "names")
+CLASS_KEYS = ("environments", "weights")
+ENVIRONMENT_KEYS = ("name", "url", "prefix", "names", "upto")
 
 
 @dataclass(frozen=True)
 class Environment:
-    """One student's lab: where its podman answers and what its containers are called."""
+    """One student's lab: where its podman answers, what its containers are called, the
+    last step to grade (a checkpoint mid-workshop; None: all) and each step's weight."""
 
     name: str
     url: str | None
     names: Mapping[str, str]
+    upto: str | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "names": dict(self.names)}
+        return {"name": self.name, "url": self.url, "names": dict(self.names), "upto": self.upto}
+
+    def weight(self, step: str) -> float:
+        return self.weights.get(step, 1.0)
+
+    def graded(self, step: str, steps: tuple[str, ...]) -> bool:
+        """Whether `step` is graded in this run (not after the checkpoint)."""
+        return self.upto is None or steps.index(step) <= steps.index(self.upto)
+
+
+def check_step(step: object, steps: tuple[str, ...], source: str, field_name: str) -> str:
+    if not isinstance(step, str) or step not in steps:
+        raise TopologyError(
+            source, field_name, f"{step!r} is not a step; the steps are {', '.join(steps)}"
+        )
+    return step
 
 
 def parse_names(text: str | None, prefix: str = "") -> dict[str, str]:
@@ -54,8 +72,11 @@ def check_keys(data: Mapping[Any, Any], keys: tuple[str, ...], source: str, wher
             raise TopologyError(source, field, unknown_key(str(key), keys))
 
 
-def load_class(path: Path, default_url: str | None) -> list[Environment]:
-    """A class file: `environments: [{name, url?, prefix? | names?}, ...]`."""
+def load_class(
+    path: Path, default_url: str | None, steps: tuple[str, ...] = (), upto: str | None = None
+) -> list[Environment]:
+    """A class file: `environments: [{name, url?, prefix? | names?, upto?}, ...]` and
+    `weights: {STEP: NUMBER}`; `upto` (--vlanlb-upto) for the environments without their own."""
     source = str(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -66,6 +87,7 @@ def load_class(path: Path, default_url: str | None) -> list[Environment]:
     entries = data.get("environments") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise TopologyError(source, "environments", "must be a non-empty list")
+    weights = load_weights(data.get("weights"), steps, source)
     environments: list[Environment] = []
     for index, entry in enumerate(entries):
         where = f"environments[{index}]"
@@ -94,7 +116,11 @@ def load_class(path: Path, default_url: str | None) -> list[Environment]:
             raise TopologyError(source, f"{where}.name", f"duplicate name {entry['name']!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", entry["name"]):
             raise TopologyError(source, f"{where}.name", "letters, digits, . _ - only")
-        environment = Environment(entry["name"], entry.get("url") or default_url, resolved)
+        own = entry.get("upto")
+        checkpoint = check_step(own, steps, source, f"{where}.upto") if own is not None else upto
+        environment = Environment(
+            entry["name"], entry.get("url") or default_url, resolved, checkpoint, weights
+        )
         for earlier in environments:
             if (earlier.url, dict(earlier.names)) == (environment.url, resolved):
                 raise TopologyError(
@@ -105,3 +131,18 @@ def load_class(path: Path, default_url: str | None) -> list[Environment]:
                 )
         environments.append(environment)
     return environments
+
+
+def load_weights(data: object, steps: tuple[str, ...], source: str) -> dict[str, float]:
+    """`weights: {vip-curl: 3}`: a step's weight in the score (default 1)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TopologyError(source, "weights", "maps steps to numbers (vip-curl: 3)")
+    check_keys(data, steps, source, "weights")
+    weights = {}
+    for step, weight in data.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise TopologyError(source, f"weights.{step}", f"{weight!r}: a number, 0 or more")
+        weights[str(step)] = float(weight)
+    return weights

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterable
@@ -16,13 +17,13 @@ from ..topology import Topology
 from .environments import Environment
 from .steps import STEP_IDS, grade, titles
 from .student import StudentLab
-from .verdict import CANNOT_JUDGE, FAIL, PASS, Verdict
+from .verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS, Verdict
 
 VERDICT_PROPERTY = "vlanlb_verdict"
 ENV_PROPERTY = "vlanlb_environment"
 STEP_PROPERTY = "vlanlb_step"
 #: The terminal table's mark per status (the JSON has the status itself).
-MARKS = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "????"}
+MARKS = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "????", NOT_YET: "----"}
 
 
 class GradeFailure(Exception):
@@ -71,6 +72,15 @@ class StepItem(pytest.Item):
         environment = json.dumps(parent.environment.describe(), ensure_ascii=False)
         self.user_properties.append((ENV_PROPERTY, environment))
         self.user_properties.append((STEP_PROPERTY, self.name))
+        if not parent.environment.graded(self.name, STEP_IDS):
+            verdict = Verdict(
+                self.name,
+                titles(parent.topology)[self.name],
+                NOT_YET,
+                [f"not graded: this run grades up to {parent.environment.upto}"],
+            )
+            self.user_properties.append((VERDICT_PROPERTY, json.dumps(verdict.as_dict())))
+            pytest.skip(f"not yet: graded up to {parent.environment.upto}")
         verdict = grade(parent.student_lab(), self.name)
         self.user_properties.append(
             (VERDICT_PROPERTY, json.dumps(verdict.as_dict(), ensure_ascii=False))
@@ -158,6 +168,10 @@ class GradeReport:
             terminalreporter.write_sep("-", f"vlanlb grade: {name}")
             for line in self.table(name):
                 terminalreporter.write_line(line)
+        if self.several:
+            terminalreporter.write_sep("-", f"vlanlb class: {len(self.environments)} labs")
+            for line in self.matrix():
+                terminalreporter.write_line(line)
         if self.target is not None:
             for path in self.write(self.target, self.several):
                 terminalreporter.write_line(f"vlanlb: report written to {path}")
@@ -182,6 +196,7 @@ class GradeReport:
             ).as_dict()
 
     def document(self, name: str) -> dict[str, Any]:
+        environment = self.environments[name]
         steps = [
             self.verdicts[name].get(step)
             or Verdict(
@@ -189,21 +204,60 @@ class GradeReport:
             ).as_dict()
             for step in STEP_IDS
         ]
+        graded = [s for s in steps if s["status"] != NOT_YET]
+        passed = [s for s in graded if s["status"] == PASS]
+        for step in steps:
+            step["weight"] = _number(environment.weight(step["id"]))
         return {
-            "environment": self.environments[name].describe(),
+            "environment": environment.describe(),
             "steps": steps,
-            "score": sum(s["status"] == "pass" for s in steps),
-            "max": len(STEP_IDS),
+            # Weighted (each step 1 unless the class file says otherwise), over the steps
+            # graded in this run: after the checkpoint, "not yet" counts for nothing.
+            "score": _number(sum(s["weight"] for s in passed)),
+            "max": _number(sum(s["weight"] for s in graded)),
+            "steps_passed": len(passed),
+            "steps_graded": len(graded),
         }
+
+    def score_text(self, name: str) -> str:
+        doc = self.document(name)
+        text = f"{doc['steps_passed']}/{doc['steps_graded']}"
+        if self.environments[name].weights:
+            text += f" steps, {doc['score']:g}/{doc['max']:g} points"
+        if self.environments[name].upto:
+            text += f", up to {self.environments[name].upto}"
+        return text
 
     def table(self, name: str) -> list[str]:
         doc = self.document(name)
-        lines = [f"vlanlb grade: {name} ({doc['score']}/{doc['max']})"]
+        lines = [f"vlanlb grade: {name} ({self.score_text(name)})"]
         for step in doc["steps"]:
             mark = MARKS.get(step["status"], "FAIL")
             lines.append(f"  {mark}  {step['id']:<11} {step['title']}")
             if step["hint"]:
                 lines.append(f"        hint: {step['hint']}")
+        return lines
+
+    def matrix(self) -> list[str]:
+        """The class at a glance: students x steps, each step's pass count, each score."""
+        width = max(len(name) for name in self.environments)
+        columns = [max(len(step), 4) for step in STEP_IDS]
+        head = " ".join(f"{s:<{w}}" for s, w in zip(STEP_IDS, columns, strict=True))
+        lines = [f"{'':<{width}}  {head}  score"]
+        for name in self.environments:
+            doc = self.document(name)
+            cells = " ".join(
+                f"{MARKS.get(s['status'], 'FAIL'):<{w}}"
+                for s, w in zip(doc["steps"], columns, strict=True)
+            )
+            lines.append(f"{name:<{width}}  {cells}  {self.score_text(name)}")
+        counts = []
+        for index, column in enumerate(columns):
+            steps = [self.document(n)["steps"][index] for n in self.environments]
+            graded = [s for s in steps if s["status"] != NOT_YET]
+            count = f"{sum(s['status'] == PASS for s in graded)}/{len(graded)}"
+            counts.append(f"{count:<{column}}")
+        lines.append(f"{'passed':<{width}}  {' '.join(counts)}")
         return lines
 
     def write(self, path: Path, several: bool) -> list[Path]:
@@ -214,12 +268,38 @@ class GradeReport:
                 target = path / f"{name}.json"
                 target.write_text(json.dumps(self.document(name), indent=2) + "\n")
                 written.append(target)
+            written.append(self.write_csv(path / "class.csv"))
         else:
             (name,) = self.environments
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.document(name), indent=2) + "\n")
             written.append(path)
         return written
+
+    def write_csv(self, target: Path) -> Path:
+        """One row per student, one column per step (its status), the score: for a
+        spreadsheet. UTF-8 with a byte-order mark, which spreadsheet programs read as such."""
+        with target.open("w", newline="", encoding="utf-8-sig") as out:
+            writer = csv.writer(out)
+            writer.writerow(["name", *STEP_IDS, "score", "max", "steps_passed", "steps_graded"])
+            for name in self.environments:
+                doc = self.document(name)
+                writer.writerow(
+                    [
+                        name,
+                        *(s["status"] for s in doc["steps"]),
+                        f"{doc['score']:g}",
+                        f"{doc['max']:g}",
+                        doc["steps_passed"],
+                        doc["steps_graded"],
+                    ]
+                )
+        return target
+
+
+def _number(value: float) -> float | int:
+    """3.0 -> 3 (JSON and CSV readers see whole scores as whole numbers)."""
+    return int(value) if float(value).is_integer() else value
 
 
 def check_report_target(target: Path, several: bool) -> None:

@@ -10,6 +10,8 @@ FAIL = "fail"
 #: What was seen proves neither (a probe hung, a listing was too long to read, the other
 #: end is down): the hint says what to fix before grading again. It scores as not passed.
 CANNOT_JUDGE = "cannot-judge"
+#: After the run's checkpoint (--vlanlb-upto): not graded, not counted.
+NOT_YET = "not-yet"
 
 
 @dataclass

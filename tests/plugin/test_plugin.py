@@ -72,6 +72,26 @@ def test_unknown_topology_is_a_usage_error_listing_known_ones(pytester):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--vlanlb-attach", "--vlanlb-upto=step-3"],
+            "*pytest-vlanlb: --vlanlb-upto step-3: not a step; the steps are env, web-server, "
+            "firewall, vip, dnat, snat, vip-curl",
+        ),
+        (
+            ["--vlanlb-upto=vip"],
+            "*pytest-vlanlb: --vlanlb-upto is a grading option: add --vlanlb-attach*",
+        ),
+    ],
+)
+def test_a_bad_checkpoint_is_a_usage_error(pytester, args, message):
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
 def test_ini_key_selects_the_topology(pytester):
     pytester.makeini("[pytest]\nvlanlb_topology = nope\n")
     result = pytester.runpytest()
