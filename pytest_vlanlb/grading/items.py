@@ -127,6 +127,7 @@ class GradeReport:
     ) -> None:
         self.identity = identity
         self.titles = titles(topology)
+        self.topology_name = topology.name
         self.services: dict[str | None, PodmanService | VlanlbError] = {}
         self.environments = {e.name: e for e in environments}
         self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
@@ -269,12 +270,26 @@ class GradeReport:
                 target.write_text(json.dumps(self.document(name), indent=2) + "\n")
                 written.append(target)
             written.append(self.write_csv(path / "class.csv"))
+            written.append(self.write_html(path / "index.html"))
         else:
             (name,) = self.environments
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.document(name), indent=2) + "\n")
             written.append(path)
         return written
+
+    def write_html(self, target: Path) -> Path:
+        """The class at a glance and each student's page, in one file (see `html`)."""
+        from .html import render
+
+        page = render(
+            f"vlanlb class report: {len(self.environments)} labs, topology {self.topology_name}",
+            [(step, self.titles[step]) for step in STEP_IDS],
+            {name: self.document(name) for name in self.environments},
+            {name: self.score_text(name) for name in self.environments},
+        )
+        target.write_text(page, encoding="utf-8")
+        return target
 
     def write_csv(self, target: Path) -> Path:
         """One row per student, one column per step (its status), the score: for a

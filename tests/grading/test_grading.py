@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -357,3 +358,37 @@ def test_a_hint_with_hostile_names_runs_nothing_when_pasted(graded, tmp_path):
     assert "uid=" not in " ".join(out)  # `id` never ran
     assert out[out.index("-i") + 1] == "x;id"
     assert out[out.index("-o") + 1] == "$(id)"
+
+
+def test_the_class_page_shows_what_the_json_says(graded, tmp_path):
+    """index.html rendered by a real browser (headless Chromium): every matrix cell shows its
+    student's verdict as a word and a colour, and each step's pass count adds up; class.csv
+    and the terminal's matrix say the same."""
+    from pytest_vlanlb.grading.html import CELLS
+
+    from .browser import read_matrix
+
+    shown, _ = read_matrix(graded.work / "reports" / "index.html", tmp_path)
+    assert set(shown["rows"]) == set(VARIANTS)
+    for variant, report in graded.reports.items():
+        cells = shown["rows"][variant]
+        assert [c["step"] for c in cells] == list(STEP_IDS)
+        for cell, step in zip(cells, report["steps"], strict=True):
+            word, background, color = CELLS[step["status"]]
+            assert cell["text"] == word, (variant, cell, step["status"])
+            assert cell["background"] == _rgb(background), (variant, cell)
+            assert cell["color"] == _rgb(color), (variant, cell)
+    for index, (step, count) in enumerate(shown["passed"]):
+        statuses = [r["steps"][index]["status"] for r in graded.reports.values()]
+        assert (step, count) == (STEP_IDS[index], f"{statuses.count('pass')}/{len(statuses)}")
+    rows = list(csv.reader((graded.work / "reports" / "class.csv").open(encoding="utf-8-sig")))
+    for row in rows[1:]:
+        report = graded.reports[row[0]]
+        assert row[1:8] == [s["status"] for s in report["steps"]], row
+        assert row[8] == str(report["score"])
+    assert f"vlanlb class: {len(VARIANTS)} labs" in graded.run.stdout
+
+
+def _rgb(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
