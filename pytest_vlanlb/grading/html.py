@@ -28,6 +28,7 @@ _STYLE = (
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #8c959f; padding: 0.3em 0.6em; text-align: left; }
+#matrix th, #matrix td { white-space: nowrap; }
 td.cell { text-align: center; font-weight: bold; }
 td.cell a { color: inherit; text-decoration: none; }
 """

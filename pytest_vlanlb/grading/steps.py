@@ -121,11 +121,7 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
         paused = [lab.container(r) for r in step.needs if r not in found]
         paused = [name for name in paused if name in lab.paused()]
         if paused:
-            verdict.cannot_judge(
-                f"cannot judge: {', '.join(paused)} paused; resume "
-                f"{'it' if len(paused) == 1 else 'them'} with `podman unpause "
-                f"{' '.join(shlex.quote(n) for n in paused)}` and grade again"
-            )
+            verdict.cannot_judge(unpause(paused))
             return verdict
         verdict.hint = (
             "create and start the missing containers as in vlan_ja.md, or name yours "
@@ -167,7 +163,20 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
             "did not ask for and grade again"
         )
         return verdict
+    if not verdict.passed and lab.paused():
+        # A failure while a container of the lab is frozen (b's server, say) proves nothing.
+        verdict.evidence += [p for p in problems if "paused" in p]
+        verdict.cannot_judge(unpause(lab.paused()))
+        return verdict
     if no_iptables and step.iptables_note and not verdict.passed:
         verdict.evidence.append("iptables is not installed on the router")
         verdict.hint += f"; first install iptables: {hints.install('iptables')}"
     return verdict
+
+
+def unpause(containers: list[str]) -> str:
+    return (
+        f"cannot judge: {', '.join(containers)} paused; resume "
+        f"{'it' if len(containers) == 1 else 'them'} with `podman unpause "
+        f"{' '.join(shlex.quote(n) for n in containers)}` and grade again"
+    )
