@@ -79,7 +79,7 @@ def test_bad_class_files_name_the_field(tmp_path, text, field):
          "did you mean `router`?"),
         ("environment:\n  - name: d\n", "environment", "did you mean `environments`?"),
         ("environments:\n  - name: e\n    colour: red\n", "environments[0].colour",
-         "known keys: name, url, prefix, names"),
+         "known keys: name, url, prefix, names, upto"),
     ],
 )  # fmt: skip
 def test_a_misspelt_class_file_key_is_an_error_naming_the_nearest_key(
