@@ -145,6 +145,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "with --vlanlb-class)",
     )
     grading.addoption(
+        "--vlanlb-lang",
+        dest="vlanlb_lang",
+        default=None,
+        metavar="ja|en",
+        help="the language of every title, verdict, evidence line and hint, and of the class "
+        "report (default: ja where LC_ALL or LANG starts with ja, else en) (ini: vlanlb_lang)",
+    )
+    parser.addini("vlanlb_lang", "the grading report's language (ja or en)", default="")
+    grading.addoption(
         "--vlanlb-upto",
         dest="vlanlb_upto",
         default=None,
@@ -192,10 +201,11 @@ def pytest_configure(config: pytest.Config) -> None:
         if documents:
             _configure_documents(config, documents)
         grading = config.getoption("vlanlb_attach") or config.getoption("vlanlb_class")
-        if config.getoption("vlanlb_upto") and not grading:
-            raise VlanlbError(
-                "--vlanlb-upto is a grading option: add --vlanlb-attach or --vlanlb-class"
-            )
+        for option in ("upto", "lang"):
+            if config.getoption(f"vlanlb_{option}") and not grading:
+                raise VlanlbError(
+                    f"--vlanlb-{option} is a grading option: add --vlanlb-attach or --vlanlb-class"
+                )
         if grading:
             from .grading import GradeReport
 
@@ -205,6 +215,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.getoption("vlanlb_report"),
                 several=bool(config.getoption("vlanlb_class")),
                 identity=_option(config, "identity"),
+                language=_language(config),
             )
             config.stash[_GRADE] = grade
             config.pluginmanager.register(grade, GradeReport.PLUGIN_NAME)
@@ -258,6 +269,17 @@ def _configure_documents(config: pytest.Config, paths: list[str]) -> None:
     )
     config.pluginmanager.register(session, DocumentSession.PLUGIN_NAME)
     config.stash[_DOCUMENTS] = session
+
+
+def _language(config: pytest.Config) -> str:
+    from .grading.messages import LANGUAGES, default_language
+
+    given = _option(config, "lang")
+    if given is None:
+        return default_language()
+    if given not in LANGUAGES:
+        raise VlanlbError(f"--vlanlb-lang {given}: must be one of {', '.join(LANGUAGES)}")
+    return given
 
 
 def _environments(config: pytest.Config) -> list[Environment]:

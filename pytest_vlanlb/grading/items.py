@@ -15,6 +15,7 @@ from ..errors import VlanlbError
 from ..podman_service import PodmanService, connect
 from ..topology import Topology
 from .environments import Environment
+from .messages import Speaker
 from .steps import STEP_IDS, grade, titles
 from .student import StudentLab
 from .verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS, Verdict
@@ -52,7 +53,9 @@ class EnvironmentCollector(pytest.Collector):
             report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
             assert isinstance(report, GradeReport)
             service = report.service_for(self.environment.url)
-            cached = StudentLab(self.environment, self.topology, service.client(timeout=60))
+            cached = StudentLab(
+                self.environment, self.topology, service.client(timeout=60), report.say
+            )
             self._student_lab = cached
         return cached
 
@@ -73,11 +76,13 @@ class StepItem(pytest.Item):
         self.user_properties.append((ENV_PROPERTY, environment))
         self.user_properties.append((STEP_PROPERTY, self.name))
         if not parent.environment.graded(self.name, STEP_IDS):
+            report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
+            assert isinstance(report, GradeReport)
             verdict = Verdict(
                 self.name,
-                titles(parent.topology)[self.name],
+                report.titles[self.name],
                 NOT_YET,
-                [f"not graded: this run grades up to {parent.environment.upto}"],
+                [report.say("ev.not_graded_yet", upto=parent.environment.upto)],
             )
             self.user_properties.append((VERDICT_PROPERTY, json.dumps(verdict.as_dict())))
             pytest.skip(f"not yet: graded up to {parent.environment.upto}")
@@ -91,8 +96,11 @@ class StepItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GradeFailure):
             v = excinfo.value.verdict
-            lines = [f"{v.id}: {v.title}", *[f"  seen: {e}" for e in v.evidence]]
-            return "\n".join([*lines, f"  hint: {v.hint}"])
+            report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
+            say = report.say if isinstance(report, GradeReport) else Speaker()
+            seen, hint = say("label.seen"), say("label.hint")
+            lines = [f"{v.id}: {v.title}", *[f"  {seen}: {e}" for e in v.evidence]]
+            return "\n".join([*lines, f"  {hint}: {v.hint}"])
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[str, int | None, str]:
@@ -124,9 +132,11 @@ class GradeReport:
         target: str | None,
         several: bool,
         identity: str | None = None,
+        language: str = "en",
     ) -> None:
         self.identity = identity
-        self.titles = titles(topology)
+        self.say = Speaker(language)
+        self.titles = titles(topology, self.say)
         self.topology_name = topology.name
         self.services: dict[str | None, PodmanService | VlanlbError] = {}
         self.environments = {e.name: e for e in environments}
@@ -170,7 +180,7 @@ class GradeReport:
             for line in self.table(name):
                 terminalreporter.write_line(line)
         if self.several:
-            terminalreporter.write_sep("-", f"vlanlb class: {len(self.environments)} labs")
+            terminalreporter.write_sep("-", self.say("class.header", labs=len(self.environments)))
             for line in self.matrix():
                 terminalreporter.write_line(line)
         if self.target is not None:
@@ -193,7 +203,7 @@ class GradeReport:
                 self.titles[step],
                 CANNOT_JUDGE,
                 [reason[-500:]],
-                "cannot judge: the grader could not probe this step (see evidence)",
+                self.say("hint.could_not_probe"),
             ).as_dict()
 
     def document(self, name: str) -> dict[str, Any]:
@@ -201,7 +211,11 @@ class GradeReport:
         steps = [
             self.verdicts[name].get(step)
             or Verdict(
-                step, self.titles[step], CANNOT_JUDGE, ["not graded"], "not graded in this run"
+                step,
+                self.titles[step],
+                CANNOT_JUDGE,
+                [self.say("ev.not_graded")],
+                self.say("hint.not_graded"),
             ).as_dict()
             for step in STEP_IDS
         ]
@@ -222,11 +236,13 @@ class GradeReport:
 
     def score_text(self, name: str) -> str:
         doc = self.document(name)
-        text = f"{doc['steps_passed']}/{doc['steps_graded']}"
+        counts = {"passed": doc["steps_passed"], "graded": doc["steps_graded"]}
         if self.environments[name].weights:
-            text += f" steps, {doc['score']:g}/{doc['max']:g} points"
+            text = self.say("label.steps_points", score=doc["score"], max=doc["max"], **counts)
+        else:
+            text = self.say("label.steps", **counts)
         if self.environments[name].upto:
-            text += f", up to {self.environments[name].upto}"
+            text += self.say("label.up_to", upto=self.environments[name].upto)
         return text
 
     def table(self, name: str) -> list[str]:
@@ -236,7 +252,7 @@ class GradeReport:
             mark = MARKS.get(step["status"], "FAIL")
             lines.append(f"  {mark}  {step['id']:<11} {step['title']}")
             if step["hint"]:
-                lines.append(f"        hint: {step['hint']}")
+                lines.append(f"        {self.say('label.hint')}: {step['hint']}")
         return lines
 
     def matrix(self) -> list[str]:
@@ -244,7 +260,7 @@ class GradeReport:
         width = max(len(name) for name in self.environments)
         columns = [max(len(step), 4) for step in STEP_IDS]
         head = " ".join(f"{s:<{w}}" for s, w in zip(STEP_IDS, columns, strict=True))
-        lines = [f"{'':<{width}}  {head}  score"]
+        lines = [f"{'':<{width}}  {head}  {self.say('label.score')}"]
         for name in self.environments:
             doc = self.document(name)
             cells = " ".join(
@@ -258,7 +274,8 @@ class GradeReport:
             graded = [s for s in steps if s["status"] != NOT_YET]
             count = f"{sum(s['status'] == PASS for s in graded)}/{len(graded)}"
             counts.append(f"{count:<{column}}")
-        lines.append(f"{'passed':<{width}}  {' '.join(counts)}")
+        passed = self.say("label.passed")
+        lines.append(f"{passed:<{width}}  {' '.join(counts)}")
         return lines
 
     def write(self, path: Path, several: bool) -> list[Path]:
@@ -283,7 +300,8 @@ class GradeReport:
         from .html import render
 
         page = render(
-            f"vlanlb class report: {len(self.environments)} labs, topology {self.topology_name}",
+            self.say,
+            self.say("page.title", labs=len(self.environments), topology=self.topology_name),
             [(step, self.titles[step]) for step in STEP_IDS],
             {name: self.document(name) for name in self.environments},
             {name: self.score_text(name) for name in self.environments},

@@ -1,7 +1,8 @@
 """How each step is judged: probe the student's lab, record evidence, pass or hint.
 
 Each judge fills in a Verdict that starts as a fail. Probes come from StudentLab (made once,
-shared between steps); commands in hints come from Hints (the layer catalog's commands).
+shared between steps); commands in hints come from Hints (the layer catalog's commands);
+every word comes from the catalogue in the run's language (`lab.say`, see `messages`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 import shlex
 from typing import Any
 
-from ..counters import Observation, explain, observe
+from ..counters import Observation, observe
 from ..probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
 from ..topology import Role
 from .bounded import OUTPUT_LIMIT
@@ -20,8 +21,8 @@ from .student import SILENCE, StudentLab
 from .verdict import Verdict
 
 
-def moves(seen: Observation[Any]) -> str:
-    return explain(seen.moves)
+def router_saw(lab: StudentLab, seen: Observation[Any]) -> str:
+    return lab.say("ev.router", moves=lab.say.moves(seen.moves))
 
 
 def env(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -32,62 +33,62 @@ def env(lab: StudentLab, hints: Hints, v: Verdict) -> None:
             if interface.address is None:
                 continue
             if str(interface.address) in have:
-                v.evidence.append(f"{spec.name} has {interface.address}")
+                v.evidence.append(lab.say("ev.has", node=spec.name, address=interface.address))
             else:
                 ok = False
-                v.evidence.append(f"{spec.name} lacks {interface.address} (has {sorted(have)})")
+                v.evidence.append(
+                    lab.say(
+                        "ev.lacks", node=spec.name, address=interface.address, have=sorted(have)
+                    )
+                )
     for role in (Role.CLIENT, Role.POD):
         spec = lab.specs[role]
         gateway = lab.topology.segments[spec.segments[0]].gateway
         routes = lab.node(role).exec("ip", "route").stdout
         if re.search(rf"^default via {re.escape(str(gateway))}\b", routes, re.M):
-            v.evidence.append(f"{spec.name}: default via {gateway} (the router)")
+            v.evidence.append(lab.say("ev.default_route", node=spec.name, gateway=gateway))
         else:
             ok = False
-            v.evidence.append(f"{spec.name}: no default route via {gateway}: {routes.strip()!r}")
+            v.evidence.append(
+                lab.say(
+                    "ev.no_default_route", node=spec.name, gateway=gateway, routes=routes.strip()
+                )
+            )
     forward = lab.node(Role.ROUTER).exec("cat", "/proc/sys/net/ipv4/ip_forward").stdout
     if forward.strip() == "1":
-        v.evidence.append("router forwards (ip_forward=1)")
+        v.evidence.append(lab.say("ev.forwards"))
     else:
         ok = False
-        v.evidence.append(f"router ip_forward={forward.strip() or '?'}")
+        v.evidence.append(lab.say("ev.no_forward", value=forward.strip() or "?"))
     if ok:
         v.status = "pass"
     else:
-        v.hint = (
-            "rebuild the base lab as in vlan_ja.md: static addresses with "
-            "`podman run --ip`/`podman network connect --ip`, the router created with "
-            "--sysctl net.ipv4.ip_forward=1"
-        )
+        v.hint = lab.say("hint.rebuild")
 
 
 def web_server(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     router = lab.node(Role.ROUTER)
     got = lab.http(router, lab.backend_url, curl="curl" in lab.tools(Role.ROUTER))
-    v.evidence.append(f"from the router: {got}")
+    v.evidence.append(lab.say("ev.from_router", result=lab.say.http(got)))
     if got.outcome is HttpOutcome.OK and got.body.strip() == lab.greeting:
         v.status = "pass"
         return
     b = lab.node_name(Role.POD)
     if got.outcome is HttpOutcome.OK and got.body.lstrip().startswith("-e"):
-        v.hint = (
-            "the server's shell printed a literal '-e': its sh is not busybox/ash. "
-            "Use busybox sh for the loop, or printf instead of echo -e"
-        )
+        v.hint = lab.say("hint.literal_e")
     elif len(got.body) >= OUTPUT_LIMIT or (got.outcome is HttpOutcome.ERROR and got.body):
-        v.hint = (
-            f"{b}'s answer does not end (more than {OUTPUT_LIMIT} bytes, cut off): Step 1 "
-            f"answers exactly {lab.greeting!r} once per request"
-        )
+        v.hint = lab.say("hint.endless", b=b, limit=OUTPUT_LIMIT, greeting=lab.greeting)
     elif got.outcome is HttpOutcome.OK:
-        v.hint = f"{b} answers, but not exactly {lab.greeting!r}: check Step 1's echo text"
+        v.hint = lab.say("hint.wrong_text", b=b, greeting=lab.greeting)
     elif "nc" not in lab.tools(Role.POD):
-        v.evidence.append(f"nc is not installed on {b}")
-        v.hint = f"{hints.install('nc')}, then start Step 1's server: {hints.start_server()}"
+        v.evidence.append(lab.say("ev.tool_missing", tool="nc", node=b))
+        v.hint = lab.say(
+            "hint.install_then_server", install=hints.install("nc"), server=hints.start_server()
+        )
     elif got.outcome is HttpOutcome.REFUSED:
-        v.hint = f"nothing listens on {b}:{lab.port}; start Step 1's server: {hints.start_server()}"
+        v.hint = lab.say("hint.nothing_listens", b=b, port=lab.port, server=hints.start_server())
     else:
-        v.hint = f"{b} did not answer the router: is {b}'s address right and the server running?"
+        v.hint = lab.say("hint.b_silent_to_router", b=b)
 
 
 def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -105,67 +106,57 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     seen = observe(router, probes)
     pinged, got, b_up = seen.result
     name, b = lab.node_name(Role.CLIENT), lab.node_name(Role.POD)
-    v.evidence += [f"from {name}: {pinged}", f"from {name}: {got}", f"router: {moves(seen)}"]
+    v.evidence += [
+        lab.say("ev.from", node=name, result=lab.say.ping(pinged)),
+        lab.say("ev.from", node=name, result=lab.say.http(got)),
+        router_saw(lab, seen),
+    ]
     dropped = seen.moved("filter", "FORWARD", "DROP")
     blocked = pinged.received == 0 and got.outcome is HttpOutcome.TIMEOUT
     if pinged.transmitted == 0:
         # A ping that sends nothing is silent whatever the firewall does.
         v.cannot_judge(
-            f"cannot judge: `ping` in {lab.container(Role.CLIENT)} sent no echo request (see "
-            "evidence). If it is not the real ping, reinstall it (on alpine: apk add "
-            f"--no-cache iputils); if {name} has no route, fix env first"
+            lab.say("hint.ping_sent_nothing", container=lab.container(Role.CLIENT), a=name)
         )
     elif blocked and not dropped and not b_up.received:
         # "a cannot reach b" proves nothing while b itself is unreachable.
-        v.evidence.append(f"from the router: {b_up}")
-        v.cannot_judge(
-            f"cannot judge: {b} does not answer even the router, and no DROP rule on the "
-            f"router counted a packet. Start {b} ({lab.container(Role.POD)}) and grade again"
-        )
+        v.evidence.append(lab.say("ev.from_router", result=lab.say.ping(b_up)))
+        v.cannot_judge(lab.say("hint.b_down", b=b, container=lab.container(Role.POD)))
     elif blocked:
         v.status = "pass"
     elif pinged.received:
-        v.hint = (
-            f"{name} reaches {lab.node_name(Role.POD)} directly: Step 2's DROP rule is missing. "
-            f"Add it so that it spares DNAT'ed traffic: {hints.firewall()}"
-        )
+        v.hint = lab.say("hint.drop_missing", a=name, b=b, command=hints.firewall())
     else:
-        v.hint = (
-            f"ping is blocked but HTTP to {lab.node_name(Role.POD)} was {got.outcome.value}, "
-            "not dropped: the workshop's firewall drops silently (-j DROP, not REJECT)"
-        )
+        v.hint = lab.say("hint.not_dropped", b=b, outcome=lab.say(f"http.{got.outcome.value}"))
 
 
 def vip(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     holder = lab.router_if(lab.vip)
     name = lab.node_name(Role.CLIENT)
     pinged = ping_portable(lab.node(Role.CLIENT), lab.vip)
-    v.evidence.append(f"from {name}: {pinged}")
-    vlan = f"VLAN {hints.public_vlan}"
+    v.evidence.append(lab.say("ev.from", node=name, result=lab.say.ping(pinged)))
+    vlan = hints.public_vlan
     if holder is None:
-        v.evidence.append(f"no router interface has {lab.vip}")
-        v.hint = f"add the VIP (Step 3): {hints.add_vip()}"
+        v.evidence.append(lab.say("ev.no_vip", vip=lab.vip))
+        v.hint = lab.say("hint.add_vip", command=hints.add_vip())
     elif holder != hints.public_if:
         v.evidence.append(
-            f"{lab.vip} is on the router's {holder}, not on {hints.public_if} ({vlan})"
+            lab.say(
+                "ev.vip_elsewhere", vip=lab.vip, holder=holder, public_if=hints.public_if, vlan=vlan
+            )
         )
-        reach = (
-            f" {name} reaches it only because Linux answers ARP for any local address "
-            "(arp_ignore=0);"
-            if pinged.received
-            else ""
-        )
-        v.hint = (
-            f"the VIP is on the wrong interface;{reach} MetalLB announces it on the "
-            f"public side: {hints.remove_vip_from(holder)}; {hints.add_vip()}"
+        reach = lab.say("hint.vip_reach_arp", a=name) if pinged.received else ""
+        v.hint = lab.say(
+            "hint.vip_wrong_if",
+            reach=reach,
+            remove=hints.remove_vip_from(holder),
+            add=hints.add_vip(),
         )
     elif not pinged.received:
-        v.evidence.append(f"{lab.vip} is on {holder}")
-        v.hint = (
-            f"the VIP is in place but {name} gets no answer from it: check {name}'s address/route"
-        )
+        v.evidence.append(lab.say("ev.vip_on", vip=lab.vip, holder=holder))
+        v.hint = lab.say("hint.vip_no_answer", a=name)
     else:
-        v.evidence.append(f"{lab.vip} is on {holder} ({vlan})")
+        v.evidence.append(lab.say("ev.vip_on_vlan", vip=lab.vip, holder=holder, vlan=vlan))
         v.status = "pass"
 
 
@@ -173,8 +164,11 @@ def dnat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     seen = lab.vip_request()
     target = f"{lab.backend}:{lab.port}"
     rules = [r for r in lab.nat_rules("PREROUTING") if "DNAT" in r]
-    v.evidence += [f"from {lab.node_name(Role.CLIENT)}: {seen.result}", f"router: {moves(seen)}"]
-    v.evidence += [f"rule: {r}" for r in rules] or ["no DNAT rule in nat PREROUTING"]
+    v.evidence += [
+        lab.say("ev.from", node=lab.node_name(Role.CLIENT), result=lab.say.http(seen.result)),
+        router_saw(lab, seen),
+    ]
+    v.evidence += [lab.say("ev.rule", rule=r) for r in rules] or [lab.say("ev.no_dnat_rule")]
     moved = [
         m
         for m in seen.moves
@@ -184,14 +178,13 @@ def dnat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     if right:
         v.status = "pass"
     elif moved:
-        v.hint = f"the VIP traffic is translated, but not to {target}: use {hints.dnat()}"
+        v.hint = lab.say("hint.dnat_elsewhere", target=target, command=hints.dnat())
     elif rules:
-        v.hint = (
-            f"a DNAT rule exists but {lab.node_name(Role.CLIENT)}'s request did not match it; "
-            f"it must match {hints.dnat_match()} (and the VIP must be reachable, see vip)"
+        v.hint = lab.say(
+            "hint.dnat_no_match", a=lab.node_name(Role.CLIENT), match=hints.dnat_match()
         )
     else:
-        v.hint = f"add Step 4's DNAT rule: {hints.dnat()}"
+        v.hint = lab.say("hint.add_dnat", command=hints.dnat())
 
 
 def snat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -201,8 +194,8 @@ def snat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         for r in lab.nat_rules("POSTROUTING")
         if snat_rule_covers(r, lab.backend, lab.port, hints.pod_if)
     ]
-    v.evidence += [f"rule: {r}" for r in rules] or [
-        f"no MASQUERADE/SNAT rule in nat POSTROUTING covers {lab.backend}:{lab.port}"
+    v.evidence += [lab.say("ev.rule", rule=r) for r in rules] or [
+        lab.say("ev.no_snat_rule", backend=lab.backend, port=lab.port)
     ]
     moved = sum(
         m.packets
@@ -214,22 +207,16 @@ def snat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         m.packets for m in seen.moves if m.counter.table == "filter" and m.counter.target == "DROP"
     )
     if not rules:
-        v.hint = f"add Step 5's rule: {hints.masquerade()}"
+        v.hint = lab.say("hint.add_snat", command=hints.masquerade())
         return
     v.status = "pass"
     name = lab.node_name(Role.CLIENT)
     if moved:
-        v.evidence.append(f"{name}'s request to the VIP was source-NATed ({moved} packet(s))")
+        v.evidence.append(lab.say("ev.snat_moved", a=name, packets=moved))
     elif dropped:
-        v.evidence.append(
-            f"judged by the rule alone: {name}'s request was dropped in FORWARD "
-            "before reaching POSTROUTING (see vip-curl)"
-        )
+        v.evidence.append(lab.say("ev.snat_dropped", a=name))
     else:
-        v.evidence.append(
-            f"judged by the rule alone: {name}'s request never reached "
-            f"{lab.node_name(Role.POD)}'s side (see dnat and vip)"
-        )
+        v.evidence.append(lab.say("ev.snat_never", a=name, b=lab.node_name(Role.POD)))
 
 
 def vip_curl(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -237,11 +224,14 @@ def vip_curl(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     got = seen.result
     name = lab.node_name(Role.CLIENT)
     has_curl = "curl" in lab.tools(Role.CLIENT)
+    tool = "curl" if has_curl else lab.say("ev.with_wget")
     v.evidence += [
-        f"from {name} ({'curl' if has_curl else 'busybox wget: curl missing'}): {got}",
-        f"router: {moves(seen)}",
+        lab.say("ev.from_with", a=name, tool=tool, result=lab.say.http(got)),
+        router_saw(lab, seen),
     ]
-    notes = [] if has_curl else [f"curl is not installed on {name}: {hints.install('curl')}"]
+    notes = (
+        [] if has_curl else [lab.say("hint.curl_missing", a=name, command=hints.install("curl"))]
+    )
     if got.outcome is HttpOutcome.OK and got.body.strip() == lab.greeting:
         v.status = "pass"
         v.hint = "; ".join(notes)
@@ -249,27 +239,17 @@ def vip_curl(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     dnat_moved = seen.moved("nat", "PREROUTING", "DNAT")
     dropped = seen.moved("filter", "FORWARD", "DROP")
     if got.outcome is HttpOutcome.TIMEOUT and dnat_moved and dropped:
-        hint = (
-            "the FORWARD DROP rule of Step 2 also drops the DNAT'ed packets (FORWARD sees "
-            f"them after PREROUTING rewrote the destination). Replace it: "
-            f"{hints.replace_firewall()}"
-        )
+        hint = lab.say("hint.drop_after_dnat", command=hints.replace_firewall())
     elif got.outcome is HttpOutcome.REFUSED and not dnat_moved:
-        hint = "the router owns the VIP but nothing translates it: add Step 4's DNAT rule"
+        hint = lab.say("hint.no_translation")
     elif got.outcome is HttpOutcome.REFUSED:
-        hint = (
-            f"the request reached {lab.node_name(Role.POD)}, which refused it: "
-            f"start Step 1's web server on {lab.node_name(Role.POD)}"
-        )
+        hint = lab.say("hint.refused_by_b", b=lab.node_name(Role.POD))
     elif got.outcome is HttpOutcome.TIMEOUT and not dnat_moved:
-        hint = (
-            f"nobody answers for the VIP: add it to the router's VLAN-{hints.public_vlan} "
-            "side (Step 3)"
-        )
+        hint = lab.say("hint.nobody_answers", vlan=hints.public_vlan)
     elif got.outcome is HttpOutcome.OK:
-        hint = f"the answer is not exactly {lab.greeting!r}: check Step 1's server"
+        hint = lab.say("hint.answer_not_exact", greeting=lab.greeting)
     else:
-        hint = "see the evidence: the request did not complete"
+        hint = lab.say("hint.see_evidence")
     v.hint = "; ".join([hint, *notes])
 
 

@@ -1,5 +1,6 @@
-"""The steps a student's lab is graded on: a table of id, title, the nodes it needs and its
-judge. Titles are templates over the topology (addresses, port, greeting, VLAN ids)."""
+"""The steps a student's lab is graded on: a table of id, the nodes it needs and its judge.
+Titles are the catalogue's templates over the topology (addresses, port, greeting, VLAN ids),
+in the run's language."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..topology import Role, Topology
 from . import judges
 from .bounded import RULES_LIMIT
 from .hints import Hints
+from .messages import Speaker
 from .student import StudentLab
 from .verdict import Verdict
 
@@ -29,8 +31,7 @@ ALL = (Role.ROUTER, Role.CLIENT, Role.POD)
 
 @dataclass(frozen=True)
 class Step:
-    id: str
-    title: str  # a template over title_facts()
+    id: str  # its title is the catalogue's `title.<id>` (messages.py), over title_facts()
     needs: tuple[Role, ...]  # the containers it probes
     judge: Judge
     rules_only: bool = False  # judged from the router's NAT rules: needs iptables there
@@ -40,46 +41,39 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step(
         "env",
-        "Base lab of vlan_ja.md: containers, addresses, routes via the router",
         ALL,
         judges.env,
     ),
     Step(
         "web-server",
-        "Step 1: {b} answers {greeting!r} on port {backend_port}",
         (Role.ROUTER, Role.POD),
         judges.web_server,
     ),
     Step(
         "firewall",
-        "Step 2: {a} cannot reach {b} directly (ping and HTTP)",
         (Role.ROUTER, Role.CLIENT),
         judges.firewall,
         iptables_note=True,
     ),
     Step(
         "vip",
-        "Step 3: {vip} on the router's VLAN-{public_vlan} interface, reachable from {a}",
         (Role.ROUTER, Role.CLIENT),
         judges.vip,
     ),
     Step(
         "dnat",
-        "Step 4: traffic to VIP:{port} is translated to {backend}:{backend_port}",
         (Role.ROUTER, Role.CLIENT),
         judges.dnat,
         rules_only=True,
     ),
     Step(
         "snat",
-        "Step 5: that traffic leaves toward {b} from the router's VLAN-{pod_vlan} address",
         (Role.ROUTER, Role.CLIENT),
         judges.snat,
         rules_only=True,
     ),
     Step(
         "vip-curl",
-        "Step 6: {a} gets exactly {greeting!r} from {vip_url}",
         (Role.ROUTER, Role.CLIENT),
         judges.vip_curl,
         iptables_note=True,
@@ -106,32 +100,31 @@ def title_facts(topology: Topology) -> dict[str, object]:
     }
 
 
-def titles(topology: Topology) -> dict[str, str]:
+def titles(topology: Topology, say: Speaker | None = None) -> dict[str, str]:
     facts = title_facts(topology)
-    return {step.id: step.title.format(**facts) for step in STEPS}
+    say = say or Speaker("en")
+    return {step.id: say(f"title.{step.id}", **facts) for step in STEPS}
 
 
 def grade(lab: StudentLab, step_id: str) -> Verdict:
     """Judge one step; a step whose containers are missing fails with what is wrong."""
     step = _BY_ID[step_id]
-    verdict = Verdict(step.id, titles(lab.topology)[step.id], "fail")
+    say = lab.say
+    verdict = Verdict(step.id, titles(lab.topology, say)[step.id], "fail")
     found, problems = lab.nodes()
     if any(role not in found for role in step.needs):
         verdict.evidence += problems
         paused = [lab.container(r) for r in step.needs if r not in found]
         paused = [name for name in paused if name in lab.paused()]
         if paused:
-            verdict.cannot_judge(unpause(paused))
+            verdict.cannot_judge(unpause(say, paused))
             return verdict
-        verdict.hint = (
-            "create and start the missing containers as in vlan_ja.md, or name yours "
-            "with --vlanlb-names router=R,a=A,b=B"
-        )
+        verdict.hint = say("hint.missing_containers")
         return verdict
     hints = Hints(lab)
     no_iptables = "iptables" not in lab.tools(Role.ROUTER)
     if no_iptables and step.rules_only:
-        verdict.evidence.append("iptables is not installed on the router")
+        verdict.evidence.append(say("ev.no_iptables"))
         verdict.hint = hints.install("iptables")
         return verdict
     hung_before, cut_before = len(lab.unfinished()), len(lab.cut())
@@ -140,43 +133,46 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
     if hung:  # a probe that was killed proves nothing either way
         for role, command in hung:
             verdict.evidence.append(
-                f"`{command}` in {lab.container(role)} did not finish within "
-                f"{lab.node(role).bound:g}s and was killed"
+                say(
+                    "ev.hung",
+                    command=command,
+                    container=lab.container(role),
+                    bound=lab.node(role).bound,
+                )
             )
         role, command = hung[0]
         tool = command.split()[0]
         verdict.cannot_judge(
-            f"cannot judge: `{tool}` in {lab.container(role)} hangs instead of answering. "
-            f"Is it the real tool? Reinstall it (on alpine: apk add --no-cache "
-            f"{APK_FOR.get(tool, tool)})"
+            say(
+                "hint.hung",
+                tool=tool,
+                container=lab.container(role),
+                package=APK_FOR.get(tool, tool),
+            )
         )
         return verdict
     if cut:  # a bound is not a verdict: counters missing from a cut listing prove nothing
+        mib = RULES_LIMIT // 2**20
         for role, command in cut:
             verdict.evidence.append(
-                f"`{command}` in {lab.container(role)} printed more than "
-                f"{RULES_LIMIT // 2**20} MiB: not read whole"
+                say("ev.cut", command=command, container=lab.container(role), mib=mib)
             )
         verdict.cannot_judge(
-            f"cannot judge: {lab.container(cut[0][0])} holds more rules than the grader reads "
-            f"({RULES_LIMIT // 2**20} MiB of `{cut[0][1]}`); remove the rules the workshop "
-            "did not ask for and grade again"
+            say("hint.cut", container=lab.container(cut[0][0]), mib=mib, command=cut[0][1])
         )
         return verdict
     if not verdict.passed and lab.paused():
         # A failure while a container of the lab is frozen (b's server, say) proves nothing.
-        verdict.evidence += [p for p in problems if "paused" in p]
-        verdict.cannot_judge(unpause(lab.paused()))
+        verdict.evidence += lab.paused_problems()
+        verdict.cannot_judge(unpause(say, lab.paused()))
         return verdict
     if no_iptables and step.iptables_note and not verdict.passed:
-        verdict.evidence.append("iptables is not installed on the router")
-        verdict.hint += f"; first install iptables: {hints.install('iptables')}"
+        verdict.evidence.append(say("ev.no_iptables"))
+        verdict.hint += "; " + say("hint.first_install_iptables", command=hints.install("iptables"))
     return verdict
 
 
-def unpause(containers: list[str]) -> str:
-    return (
-        f"cannot judge: {', '.join(containers)} paused; resume "
-        f"{'it' if len(containers) == 1 else 'them'} with `podman unpause "
-        f"{' '.join(shlex.quote(n) for n in containers)}` and grade again"
-    )
+def unpause(say: Speaker, containers: list[str]) -> str:
+    key = "hint.unpause_one" if len(containers) == 1 else "hint.unpause_many"
+    names = " ".join(shlex.quote(n) for n in containers)
+    return say(key, containers=", ".join(containers), names=names)

@@ -29,6 +29,7 @@ from ..topology import NodeSpec, Role, Topology
 from ..waiting import wait_until
 from .bounded import BoundedNode
 from .environments import Environment
+from .messages import Speaker
 
 T = TypeVar("T")
 #: How long a probe that a step expects to go unanswered waits (Step 2's blocked a -> b):
@@ -43,13 +44,19 @@ class StudentLab:
     """One environment's containers by role, and what has been probed in them."""
 
     def __init__(
-        self, environment: Environment, topology: Topology, podman_client: podman.PodmanClient
+        self,
+        environment: Environment,
+        topology: Topology,
+        podman_client: podman.PodmanClient,
+        say: Speaker | None = None,
     ) -> None:
+        self.say = say or Speaker("en")  # every word of a verdict, in the run's language
         self.environment = environment
         self.topology = topology
         self.podman = podman_client
         self._memo: dict[str, Any] = {}
         self._paused: list[str] = []
+        self._paused_said: list[str] = []
         service = topology.service
         self.vip = str(service.vip)
         self.backend = str(service.backend_address)
@@ -104,6 +111,11 @@ class StudentLab:
         self.nodes()
         return list(self._paused)
 
+    def paused_problems(self) -> list[str]:
+        """What the attach said of the paused containers (as evidence)."""
+        self.nodes()
+        return list(self._paused_said)
+
     def _attach(self) -> tuple[dict[Role, BoundedNode], list[str]]:
         found, problems = {}, []
         for role, spec in self.specs.items():
@@ -111,15 +123,16 @@ class StudentLab:
             try:
                 container = container_named(self.podman, name)  # literal, never a regex
             except NotFound:
-                problems.append(f"container {name!r} ({label}) does not exist")
+                problems.append(self.say("ev.no_container", name=name, label=label))
                 continue
             status = container.attrs.get("State", {}).get("Status")
             if status == "paused":
-                problems.append(f"container {name!r} ({label}) is paused")
+                problems.append(self.say("ev.paused", name=name, label=label))
                 self._paused.append(name)
+                self._paused_said.append(problems[-1])
                 continue
             if status != "running":
-                problems.append(f"container {name!r} ({label}) is not running")
+                problems.append(self.say("ev.not_running", name=name, label=label))
                 continue
             found[role] = BoundedNode(spec, container)
         # The shells the probes need, opened side by side now rather than one by one by the
@@ -172,8 +185,7 @@ class StudentLab:
 
         return self._once("vip-request", probe)
 
-    @staticmethod
-    def ping_for_silence(node: BoundedNode, target: str) -> PingResult:
+    def ping_for_silence(self, node: BoundedNode, target: str) -> PingResult:
         """One echo request a step expects to go unanswered, judged after SILENCE seconds.
 
         busybox ping waits whole seconds (-W 1), so it is stopped at SILENCE instead: no reply
@@ -186,10 +198,8 @@ class StudentLab:
         if result.rc == 124:  # stopped at SILENCE: nothing came back
             sent_after = echo_requests(node)
             if sent_before is not None and sent_after == sent_before:
-                return PingResult(
-                    target, 0, 0, (), f"sent no echo request within {SILENCE:g}s (OutEchos unmoved)"
-                )
-            return PingResult(target, 1, 0, (), f"no reply within {SILENCE:g}s")
+                return PingResult(target, 0, 0, (), self.say("probe.sent_none", seconds=SILENCE))
+            return PingResult(target, 1, 0, (), self.say("probe.no_reply", seconds=SILENCE))
         return parse_ping(target, result.stdout + result.stderr)
 
     def http(
@@ -213,8 +223,7 @@ class StudentLab:
         wait_until(attempt, timeout=0.3, interval=0.05)
         return results[-1]
 
-    @staticmethod
-    def _get(node: BoundedNode, url: str, *, timeout: float, curl: bool) -> HttpResult:
+    def _get(self, node: BoundedNode, url: str, *, timeout: float, curl: bool) -> HttpResult:
         """GET with curl when the node has it, else busybox wget, killed after `timeout`
         (busybox's own `wget -T` crashes on a refused connection, `timeout` leaves zombies)."""
         if curl:
@@ -223,9 +232,9 @@ class StudentLab:
         result = node.exec_within(timeout, "wget", "-q", "-O", "-", url)
         elapsed = time.perf_counter() - start
         if result.rc == 124:  # killed at its limit: silence, as busybox `timeout` reported it
-            detail = f"no answer within {timeout:g}s"
+            detail = self.say("probe.no_answer", seconds=timeout)
         else:
-            detail = result.stderr.strip() or f"wget exited {result.rc}"
+            detail = result.stderr.strip() or self.say("probe.wget_exited", rc=result.rc)
         outcome = classify_wget(result.rc, result.stderr)
         return HttpResult(url, outcome, result.stdout, detail, elapsed)
 

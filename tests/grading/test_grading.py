@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from pytest_vlanlb.grading import STEP_IDS
 from pytest_vlanlb.grading.items import ENV_PROPERTY, VERDICT_PROPERTY
+from pytest_vlanlb.grading.messages import Speaker
 from pytest_vlanlb.image import ImageRecipe
 from pytest_vlanlb.naming import RunNames
 from pytest_vlanlb.wires import vlanlb_links
@@ -103,6 +105,7 @@ class Graded:
     after: dict
     reports: dict
     work: Path
+    url: str  # the podman service the labs are on
 
 
 def evidence_line(step, prefix):
@@ -137,7 +140,7 @@ def graded(student_labs, vlanlb_podman, tmp_path_factory):
     )
     after = {variant: lab.state() for variant, lab in student_labs.items()}
     reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
-    return Graded(run, before, after, reports, work)
+    return Graded(run, before, after, reports, work, vlanlb_podman.url)
 
 
 def test_grading_changes_nothing(graded):
@@ -364,29 +367,82 @@ def test_the_class_page_shows_what_the_json_says(graded, tmp_path):
     """index.html rendered by a real browser (headless Chromium): every matrix cell shows its
     student's verdict as a word and a colour, and each step's pass count adds up; class.csv
     and the terminal's matrix say the same."""
-    from pytest_vlanlb.grading.html import CELLS
-
     from .browser import read_matrix
 
     shown, _ = read_matrix(graded.work / "reports" / "index.html", tmp_path)
-    assert set(shown["rows"]) == set(VARIANTS)
-    for variant, report in graded.reports.items():
-        cells = shown["rows"][variant]
-        assert [c["step"] for c in cells] == list(STEP_IDS)
-        for cell, step in zip(cells, report["steps"], strict=True):
-            word, background, color = CELLS[step["status"]]
-            assert cell["text"] == word, (variant, cell, step["status"])
-            assert cell["background"] == _rgb(background), (variant, cell)
-            assert cell["color"] == _rgb(color), (variant, cell)
-    for index, (step, count) in enumerate(shown["passed"]):
-        statuses = [r["steps"][index]["status"] for r in graded.reports.values()]
-        assert (step, count) == (STEP_IDS[index], f"{statuses.count('pass')}/{len(statuses)}")
+    assert shown["lang"] == "en"
+    assert_matrix(shown, graded.reports, Speaker("en"))
     rows = list(csv.reader((graded.work / "reports" / "class.csv").open(encoding="utf-8-sig")))
     for row in rows[1:]:
         report = graded.reports[row[0]]
         assert row[1:8] == [s["status"] for s in report["steps"]], row
         assert row[8] == str(report["score"])
     assert f"vlanlb class: {len(VARIANTS)} labs" in graded.run.stdout
+
+
+def assert_matrix(shown, reports, say):
+    """The browser's reading of the matrix against the JSON reports, in `say`'s words."""
+    from pytest_vlanlb.grading.html import CELLS
+
+    assert set(shown["rows"]) == set(reports)
+    for variant, report in reports.items():
+        cells = shown["rows"][variant]
+        assert [c["step"] for c in cells] == list(STEP_IDS)
+        for cell, step in zip(cells, report["steps"], strict=True):
+            background, color = CELLS[step["status"]]
+            assert cell["text"] == say.status(step["status"]), (variant, cell, step["status"])
+            assert cell["background"] == _rgb(background), (variant, cell)
+            assert cell["color"] == _rgb(color), (variant, cell)
+    for index, (step, count) in enumerate(shown["passed"]):
+        statuses = [r["steps"][index]["status"] for r in reports.values()]
+        assert (step, count) == (STEP_IDS[index], f"{statuses.count('pass')}/{len(statuses)}")
+
+
+def test_a_class_graded_in_japanese_says_the_same_in_japanese(graded, tmp_path):
+    """The same class with --vlanlb-lang ja: the same verdicts as the English run, every
+    title, evidence line and hint in Japanese (the commands as they are), and a page the
+    browser shows in Japanese."""
+    from .browser import read_matrix
+
+    work = tmp_path / "ja"
+    work.mkdir()
+    (work / "class.yaml").write_text((graded.work / "class.yaml").read_text())
+    run = grade(
+        work,
+        "-n",
+        "2",
+        "--dist",
+        "loadscope",
+        "--vlanlb-class",
+        "class.yaml",
+        f"--vlanlb-url={graded.url}",
+        "--vlanlb-report",
+        "reports",
+        "--vlanlb-lang",
+        "ja",
+    )
+    reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
+    assert set(reports) == set(graded.reports), run.stdout[-3000:]
+    japanese = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+    for variant, report in reports.items():
+        english = graded.reports[variant]
+        assert [s["status"] for s in report["steps"]] == [s["status"] for s in english["steps"]], (
+            variant
+        )
+        for step in report["steps"]:
+            assert japanese.search(step["title"]), step
+            for line in step["evidence"]:
+                assert japanese.search(line) or line.startswith(("rule: ", "ルール: ")), line
+            if step["hint"] and not step["hint"].startswith("podman exec"):
+                assert japanese.search(step["hint"]), step
+    # The workshop's own commands stay as they are, inside the Japanese hint.
+    as_written = {s["id"]: s for s in reports["as-written"]["steps"]}["vip-curl"]["hint"]
+    assert "Step 2 の FORWARD の DROP ルール" in as_written
+    assert "-m conntrack ! --ctstate DNAT -j DROP" in as_written
+    shown, _ = read_matrix(work / "reports" / "index.html", tmp_path)
+    assert shown["lang"] == "ja"
+    assert_matrix(shown, reports, Speaker("ja"))
+    assert "vlanlb クラス: " in run.stdout
 
 
 def _rgb(hex_colour: str) -> str:
