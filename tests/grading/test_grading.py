@@ -315,6 +315,32 @@ def test_an_endless_answer_is_cut_off_in_seconds(student_labs, tmp_path):
     assert "vlanlb grade: default (5/7)" in run.stdout, run.stdout[-3000:]
 
 
+def test_a_checkpoint_grades_up_to_its_step_and_no_further(student_labs, tmp_path):
+    """Mid-workshop: `--vlanlb-upto vip` on a lab whose later steps are not done yet (no
+    DNAT, no SNAT): those steps are "not yet", run no probe, and the score counts the first
+    four only; the run passes."""
+    lab = student_labs["no-dnat"]
+    names = ",".join(f"{role}={lab.prefix}{role}" for role in ("router", "a", "b"))
+    run = run_pytest(
+        tmp_path,
+        "--vlanlb-attach",
+        "--vlanlb-names",
+        names,
+        "--vlanlb-upto",
+        "vip",
+        "--vlanlb-report",
+        "r.json",
+        "-rs",
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["status"] for s in report["steps"]] == ["pass"] * 4 + ["not-yet"] * 3
+    assert (report["score"], report["max"], report["steps_graded"]) == (4, 4, 4)
+    assert report["environment"]["upto"] == "vip"
+    assert "vlanlb grade: default (4/4, up to vip)" in run.stdout
+    assert "not yet: graded up to vip" in run.stdout  # pytest's skip reason, with -rs
+
+
 def test_names_are_literal_not_patterns(student_labs, tmp_path):
     lab = student_labs["complete"]
     names = f"router={lab.prefix}router,a=.*,b={lab.prefix}b"
