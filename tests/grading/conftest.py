@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -60,7 +61,10 @@ def busybox_rootfs() -> bytes:
 
 
 def run_pytest(cwd, *args, timeout=600, env=None):
-    """`pytest` in a subprocess, as an instructor would run it."""
+    """`pytest` in a subprocess, as an instructor would run it. The words the tests look for
+    are English: the locale is pinned, so that a Japanese one (the grader's default
+    language there) does not change them; the Japanese run says --vlanlb-lang ja."""
+    env = {**(os.environ if env is None else env), "LC_ALL": "C.UTF-8"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd,
