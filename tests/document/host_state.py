@@ -46,10 +46,14 @@ class HostState:
     names: tuple[str, ...]  # hostname and NIS domain name
 
     def differences(self, later: HostState) -> dict[str, tuple[set[str], set[str]]]:
-        """field -> (gone, new), for each field that changed."""
+        """field -> (gone, new), for each field that changed. A sandbox folder that is gone
+        is a dead run's, swept by this one as designed (tests/unit/test_sandbox.py proves the
+        sweep leaves live and kept ones): only a new one is a leftover."""
         changed = {}
         for name in self.__dataclass_fields__:
             before, after = set(getattr(self, name)), set(getattr(later, name))
+            if name == "sandboxes":
+                before &= after  # gone: swept, not left
             if before != after:
                 changed[name] = (before - after, after - before)
         return changed
