@@ -211,14 +211,19 @@ def _plan_podman(
         return
     if verb != "exec":
         return
-    # podman exec [options] CONTAINER COMMAND...: the container is the first word after the
-    # options (those that take a value are the ones workshops use).
-    i = values.index("exec") + 1
-    while i < len(values) and values[i].startswith("-"):
-        i += 2 if values[i] in ("-e", "--env", "-u", "--user", "-w", "--workdir") else 1
+    i = exec_container_index(values)
     if i + 1 >= len(values):
         return
     _plan_inside(words[i + 1 :], values[i + 1 :], values[i], context, plan, edits)
+
+
+def exec_container_index(values: Sequence[str]) -> int:
+    """In `podman exec [options] CONTAINER COMMAND...`, where the container is: the first
+    word after the options (those that take a value are the ones workshops use)."""
+    i = values.index("exec") + 1
+    while i < len(values) and values[i].startswith("-"):
+        i += 2 if values[i] in ("-e", "--env", "-u", "--user", "-w", "--workdir") else 1
+    return i
 
 
 def _option_values(values: Sequence[str]) -> dict[str, list[str]]:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..counters import Move, diff, explain, parse_counters
+from .mapping import PREFIX_COMMANDS, exec_container_index
 from .promises import Fails, Observed, PacketLoss, Promise, Reply
 
 #: After a ping's last request, a reply that has not come by then is not coming (a lab on
@@ -61,13 +62,10 @@ class PingSchedule:
 def probe_argv(argv: Sequence[str]) -> list[str]:
     """The probe's own argv inside `[sudo] podman exec [options] CONTAINER ...`, or as typed."""
     values = list(argv)
-    while values and values[0] in ("sudo", "env", "command", "exec", "time", "nohup"):
+    while values and values[0] in PREFIX_COMMANDS:
         values = values[1:]
     if values and values[0].rsplit("/", 1)[-1] == "podman" and "exec" in values:
-        i = values.index("exec") + 1
-        while i < len(values) and values[i].startswith("-"):
-            i += 2 if values[i] in ("-e", "--env", "-u", "--user", "-w", "--workdir") else 1
-        return values[i + 1 :]
+        return values[exec_container_index(values) + 1 :]
     return values
 
 
