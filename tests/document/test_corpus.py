@@ -65,13 +65,19 @@ def swap_router_interfaces(text: str, mapping: dict[str, str]) -> str:
 # --- the revisions --------------------------------------------------------------------------
 
 
+def noisy_deletes(vlan: str) -> str:
+    """Step 1's sub-interface deletes without `2>/dev/null`, as earlier revisions had them."""
+    for vlan_id in ("10", "20"):
+        delete = f"sudo ip link delete $IF.{vlan_id}"
+        vlan = edit(vlan, f"{delete} 2>/dev/null", delete)
+    return vlan
+
+
 def cleanup_first_ja(vlan: str, k8s: str) -> tuple[str, str]:
     """Japanese, as an earlier revision had it: the sub-interfaces deleted without discarding
     the error (the "if they exist" comment above them says why), a network and a router
     removed before they are created, a note after a block, `*` list markers."""
-    for vlan_id in ("10", "20"):
-        delete = f"sudo ip link delete $IF.{vlan_id}"
-        vlan = edit(vlan, f"{delete} 2>/dev/null", delete)
+    vlan = noisy_deletes(vlan)
     vlan = edit(
         vlan,
         "sudo podman network create \\\n  --driver macvlan \\\n  --subnet 192.168.10.0/24",
@@ -133,9 +139,7 @@ def restyled_en(vlan: str, k8s: str) -> tuple[str, str]:
     """English, as another revision words it: deletes kept noisy, a removal that "may fail",
     addresses listed first with the context parenthesis last, `Step N:` headings, the
     prerequisite sentence turned round."""
-    for vlan_id in ("10", "20"):
-        delete = f"sudo ip link delete $IF.{vlan_id}"
-        vlan = edit(vlan, f"{delete} 2>/dev/null", delete)
+    vlan = noisy_deletes(vlan)
     vlan = edit(
         vlan,
         "# 1. Start container",

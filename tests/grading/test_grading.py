@@ -95,6 +95,24 @@ def grade(cwd, *args, timeout=600):
     return run_pytest(cwd, *args, timeout=timeout)
 
 
+def grade_class(work, url, *args):
+    """`work/class.yaml` graded two environments at a time (pytest-xdist), each
+    environment's steps on one worker, reports in `work/reports`."""
+    return grade(
+        work,
+        "-n",
+        "2",
+        "--dist",
+        "loadscope",
+        "--vlanlb-class",
+        "class.yaml",
+        f"--vlanlb-url={url}",
+        "--vlanlb-report",
+        "reports",
+        *args,
+    )
+
+
 @dataclass(frozen=True)
 class Graded:
     """One grading run of every student lab: its process, the labs' state before and after,
@@ -124,20 +142,7 @@ def graded(student_labs, vlanlb_podman, tmp_path_factory):
         lines += [f"  - name: {variant}", f"    prefix: {lab.prefix}"]
     (work / "class.yaml").write_text("\n".join(lines) + "\n")
     before = {variant: lab.state() for variant, lab in student_labs.items()}
-    run = grade(
-        work,
-        "-n",
-        "2",
-        "--dist",
-        "loadscope",
-        "--vlanlb-class",
-        "class.yaml",
-        f"--vlanlb-url={vlanlb_podman.url}",
-        "--vlanlb-report",
-        "reports",
-        "--junitxml",
-        "junit.xml",
-    )
+    run = grade_class(work, vlanlb_podman.url, "--junitxml", "junit.xml")
     after = {variant: lab.state() for variant, lab in student_labs.items()}
     reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
     return Graded(run, before, after, reports, work, vlanlb_podman.url)
@@ -433,20 +438,7 @@ def test_a_class_graded_in_japanese_says_the_same_in_japanese(graded, tmp_path):
     work = tmp_path / "ja"
     work.mkdir()
     (work / "class.yaml").write_text((graded.work / "class.yaml").read_text())
-    run = grade(
-        work,
-        "-n",
-        "2",
-        "--dist",
-        "loadscope",
-        "--vlanlb-class",
-        "class.yaml",
-        f"--vlanlb-url={graded.url}",
-        "--vlanlb-report",
-        "reports",
-        "--vlanlb-lang",
-        "ja",
-    )
+    run = grade_class(work, graded.url, "--vlanlb-lang", "ja")
     reports = {p.stem: json.loads(p.read_text()) for p in (work / "reports").glob("*.json")}
     assert set(reports) == set(graded.reports), run.stdout[-3000:]
     japanese = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
