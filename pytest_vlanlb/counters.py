@@ -1,8 +1,11 @@
 """Packet counters: which rules a probe's packets hit, said in network terms.
 
-`iptables-save -c` is read before and after a probe; the rules (and chain policies) whose
-counters moved explain what happened to the packets, e.g. "3 packets dropped by filter
-FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT". The same reading serves grading.
+`iptables-save -c` and `nft -a list ruleset` are read before and after a probe; the rules
+(and chain policies) whose counters moved explain what happened to the packets, e.g. "3
+packets dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT", or, for
+kube-proxy's nftables mode, "3 packets went to endpoint-… via numgen 1". nft tables that
+iptables-nft manages are read through iptables-save only, in iptables' own words. The same
+reading serves grading.
 """
 
 from __future__ import annotations
@@ -16,6 +19,23 @@ from .node import Node
 
 _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+)(?: (.*))?$")
 _CHAIN = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
+_NFT_TABLE = re.compile(r"^table (\S+) (\S+) \{")
+_NFT_CHAIN = re.compile(r"^chain (\S+) \{")
+_NFT_HANDLE = re.compile(r"\s*# handle \d+$")
+_NFT_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+)\s*")
+_NFT_COMMENT = re.compile(r' comment "[^"]*"$')
+#: The statements that decide a packet's fate in an nft rule (its "target").
+_NFT_ACTIONS = frozenset(
+    {"dnat", "snat", "masquerade", "redirect", "reject", "drop", "accept", "return", "goto", "jump"}
+)
+#: Tables iptables-nft manages: their rules come from iptables-save instead.
+_XTABLES_FAMILIES = frozenset({"ip", "ip6", "arp", "bridge"})
+_XTABLES_NAMES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+#: Separates iptables-save's output from nft's in one exec.
+NFT_MARK = "@@vlanlb-nft@@"
+SNAPSHOT_SCRIPT = (
+    f"iptables-save -c; echo {NFT_MARK}; if command -v nft >/dev/null; then nft -a list ruleset; fi"
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,7 @@ class RuleCount:
     spec: str  # the rule without "-A CHAIN", or the policy ("ACCEPT")
     packets: int
     bytes: int
+    action: str = ""  # an nft rule's deciding statement ("dnat", "vmap", ...); "" for iptables
 
     @property
     def key(self) -> tuple[str, str, int, str]:
@@ -35,6 +56,8 @@ class RuleCount:
 
     @property
     def target(self) -> str:
+        if self.action:
+            return self.action
         if self.number == 0:
             return self.spec
         match = re.search(r"-j (\S+)", self.spec)
@@ -60,6 +83,43 @@ def parse_counters(dump: str) -> dict[tuple[str, str, int, str], RuleCount]:
             number = positions.get((table, name), 0) + 1
             positions[(table, name)] = number
             c = RuleCount(table, name, number, spec or "", int(packets), int(size))
+            counters[c.key] = c
+    return counters
+
+
+def _nft_action(spec: str) -> str:
+    bare = re.sub(r"\{[^}]*\}", "{}", _NFT_COMMENT.sub("", spec))
+    if " vmap " in f" {bare} ":
+        return "vmap"
+    return next((word for word in reversed(bare.split()) if word in _NFT_ACTIONS), "")
+
+
+def parse_nft(dump: str) -> dict[tuple[str, str, int, str], RuleCount]:
+    """Parse `nft -a list ruleset` into counters for the rules that carry a `counter`, keyed
+    as parse_counters keys iptables' ("ip kube-proxy", chain, position, rule text)."""
+    counters: dict[tuple[str, str, int, str], RuleCount] = {}
+    table = chain = ""
+    number = 0
+    for line in dump.splitlines():
+        line = line.strip()
+        if table_line := _NFT_TABLE.match(line):
+            family, name = table_line.groups()
+            xtables = family in _XTABLES_FAMILIES and name in _XTABLES_NAMES
+            table, chain = ("" if xtables else f"{family} {name}"), ""
+        elif chain_line := _NFT_CHAIN.match(line):
+            chain, number = chain_line[1], 0
+        elif line == "}":
+            chain = ""  # a chain, set or map ends (their contents carry no handles)
+        elif table and chain and (handle := _NFT_HANDLE.search(line)):
+            number += 1
+            text = line[: handle.start()]
+            counted = _NFT_COUNTER.search(text)
+            if counted is None:
+                continue
+            spec = _NFT_COUNTER.sub("", text).strip()
+            c = RuleCount(
+                table, chain, number, spec, int(counted[1]), int(counted[2]), _nft_action(spec)
+            )
             counters[c.key] = c
     return counters
 
@@ -90,7 +150,65 @@ _VERBS = {
     "SNAT": "source-NATed by",
     "MASQUERADE": "masqueraded by",
     "LOG": "logged by",
+    "drop": "dropped by",
+    "reject": "rejected by",
+    "accept": "accepted by",
+    "dnat": "destination-NATed by",
+    "snat": "source-NATed by",
+    "masquerade": "masqueraded by",
+    "vmap": "dispatched by",
 }
+_NUMGEN_ELEMENT = re.compile(r"(\d+) : goto ([^\s,}]+)")
+_AFFINITY_GOTO = re.compile(r"ip saddr @(\S+) goto (\S+)")
+
+
+def _picks(moves: list[Move]) -> tuple[list[str], set[int]]:
+    """kube-proxy's nftables endpoint choice in words: each endpoint chain's DNAT told as the
+    numgen pick or affinity set that led there, and numbers the numgen map had no element for.
+    Returns the sentences and the ids of the moves they tell."""
+    told: set[int] = set()
+    numgen_index: dict[str, tuple[Move, str]] = {}
+    by_affinity: dict[str, tuple[str, int]] = {}
+    for m in moves:
+        spec = m.counter.spec
+        if m.counter.action == "vmap" and spec.startswith("numgen "):
+            for index, chain in _NUMGEN_ELEMENT.findall(spec):
+                numgen_index.setdefault(chain, (m, index))
+            told.add(id(m))
+        elif m.counter.action == "goto" and (affinity := _AFFINITY_GOTO.search(spec)):
+            by_affinity[affinity[2]] = (affinity[1], m.packets)
+            told.add(id(m))
+    sentences: list[str] = []
+    picked: dict[int, int] = {}
+    for m in moves:
+        chain = m.counter.chain
+        if m.counter.action != "dnat" or (chain not in numgen_index and chain not in by_affinity):
+            continue
+        told.add(id(m))
+        address = m.counter.spec.rpartition(" ")[2]
+        affinity_set, sticky = by_affinity.get(chain, ("", 0))
+        by_numgen = m.packets - sticky
+        if by_numgen > 0 and chain in numgen_index:
+            rule, index = numgen_index[chain]
+            picked[id(rule)] = picked.get(id(rule), 0) + by_numgen
+            plural = "packet" if by_numgen == 1 else "packets"
+            sentences.append(f"{by_numgen} {plural} went to {chain} ({address}) via numgen {index}")
+        if sticky:
+            plural = "packet" if sticky == 1 else "packets"
+            sentences.append(
+                f"{sticky} {plural} went to {chain} ({address}) via affinity set {affinity_set}"
+            )
+    for m in moves:
+        if id(m) in told and m.counter.spec.startswith("numgen "):
+            missed = m.packets - picked.get(id(m), 0)
+            if missed > 0:
+                c = m.counter
+                sentences.append(
+                    f"{missed} {'packet' if missed == 1 else 'packets'} fell through {c.table} "
+                    f"{c.chain} rule {c.number} `{c.spec}`: its map has no element for their "
+                    "number"
+                )
+    return sentences, told
 
 
 def diff(
@@ -109,17 +227,23 @@ def diff(
 def explain(moves: list[Move]) -> str:
     """One line per moved rule, NAT first (it happens first), then filtering."""
     if not moves:
-        return "no iptables rule or policy on the router counted a packet"
-    dnat = any(m.counter.target == "DNAT" for m in moves)
+        return "no rule or policy on the router (iptables or nft) counted a packet"
+    dnat = any(m.counter.target in ("DNAT", "dnat") for m in moves)
     order = {"raw": 0, "mangle": 1, "nat": 2, "filter": 3}
-    moves = sorted(
-        moves, key=lambda m: (order.get(m.counter.table, 9), m.counter.chain, m.counter.number)
+    iptables = sorted(
+        (m for m in moves if not m.counter.action),
+        key=lambda m: (order.get(m.counter.table, 9), m.counter.chain, m.counter.number),
     )
-    return "; ".join(m.sentence(after_dnat=dnat) for m in moves)
+    picks, told = _picks(moves)  # nft rules stay in the ruleset's own order
+    nft = [m.sentence(after_dnat=dnat) for m in moves if m.counter.action and id(m) not in told]
+    return "; ".join([*picks, *nft, *(m.sentence(after_dnat=dnat) for m in iptables)])
 
 
 def snapshot(router: Node) -> dict[tuple[str, str, int, str], RuleCount]:
-    return parse_counters(router.exec("iptables-save", "-c").stdout)
+    """The router's iptables counters and its nft rules' counters (where it has nft)."""
+    output = router.exec("/bin/sh", "-c", SNAPSHOT_SCRIPT).stdout
+    iptables, _, nft = output.partition(NFT_MARK)
+    return {**parse_counters(iptables), **parse_nft(nft)}
 
 
 T = TypeVar("T")

@@ -181,7 +181,7 @@ EN: dict[str, str] = {
     "http.unreachable": "unreachable",
     "http.error": "error",
     # the router's counters
-    "moves.none": "no iptables rule or policy on the router counted a packet",
+    "moves.none": "no rule or policy on the router (iptables or nft) counted a packet",
     "moves.one": "{count} packet",
     "moves.many": "{count} packets",
     "moves.policy": "{packets} took the {table} {chain} policy {policy}",
@@ -384,7 +384,7 @@ JA: dict[str, str] = {
     "http.timeout": "タイムアウト",
     "http.unreachable": "到達不能",
     "http.error": "エラー",
-    "moves.none": "ルーターのどの iptables ルールもポリシーもパケットを数えていない",
+    "moves.none": "ルーターのどのルール（iptables・nft）もポリシーもパケットを数えていない",
     "moves.one": "{count} パケット",
     "moves.many": "{count} パケット",
     "moves.policy": "{packets}が {table} {chain} のポリシー {policy} に従った",

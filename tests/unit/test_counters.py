@@ -1,10 +1,11 @@
-"""Counter diagnosis on recorded `iptables-save -c` dumps (from the lab, Step 2 as written)."""
+"""Counter diagnosis on `iptables-save -c` and `nft -a list ruleset` dumps recorded on the lab."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pytest_vlanlb.counters import diff, explain, parse_counters
+from pytest_vlanlb.counters import diff, explain, parse_counters, parse_nft
 
 DUMPS = Path(__file__).parent / "dumps"
 
@@ -50,7 +51,7 @@ def test_policy_moves_and_no_moves():
     after = parse_counters("*filter\n:FORWARD DROP [2:168]\nCOMMIT\n")
     assert explain(diff(before, after)) == "2 packets took the filter FORWARD policy DROP"
     assert explain(diff(after, after)) == (
-        "no iptables rule or policy on the router counted a packet"
+        "no rule or policy on the router (iptables or nft) counted a packet"
     )
 
 
@@ -59,3 +60,80 @@ def test_a_rule_that_appeared_counts_from_zero():
     after = load("defect_after.txt")
     moved = {m.counter.spec for m in diff(before, after)}
     assert "-i eth1 -o eth2 -j DROP" in moved
+
+
+# kube-proxy's nftables mode, recorded on the lab's router (`nft -a list ruleset` around a
+# probe): each endpoint's DNAT is told as the numgen pick or affinity set that led there.
+
+
+def nft(name):
+    return parse_nft((DUMPS / name).read_text())
+
+
+def test_nft_rules_with_counters_are_read_with_their_chain_position_and_action():
+    counters = nft("nft_spread_after.txt")
+    dnat = [c for c in counters.values() if c.action == "dnat"]
+    assert len(dnat) == 3
+    assert all(c.table == "ip kube-proxy" and c.chain.startswith("endpoint-") for c in dnat)
+    assert all(c.number == 2 and c.spec.startswith("meta l4proto tcp dnat to ") for c in dnat)
+    assert sum(c.packets for c in dnat) == 6
+    numgen = [c for c in counters.values() if c.spec.startswith("numgen random mod 3 vmap")]
+    assert [(c.action, c.packets) for c in numgen] == [("vmap", 6)]
+    # The counter is read, then left out of the rule as shown; uncounted rules are not read.
+    assert not any("counter" in c.spec for c in counters.values())
+    assert not any(c.spec.startswith("jump ") for c in counters.values())
+
+
+def test_nft_picks_are_told_by_numgen_index():
+    moves = diff(nft("nft_spread_before.txt"), nft("nft_spread_after.txt"))
+    text = explain(moves)
+    for index, address in enumerate(("192.168.20.21", "192.168.20.22", "192.168.20.23")):
+        assert re.search(
+            rf"2 packets went to endpoint-[A-Z2-7]{{8}}-default/service/tcp/http__{address}/80 "
+            rf"\({address}:80\) via numgen {index}",
+            text,
+        ), text
+    assert "6 packets masqueraded by ip kube-proxy masquerading rule 3" in text
+    assert "destination-NATed" not in text  # told as picks, not once more as rules
+
+
+def test_nft_affinity_hits_are_told_apart_from_the_first_pick():
+    text = explain(diff(nft("nft_affinity_before.txt"), nft("nft_affinity_after.txt")))
+    assert re.search(r"1 packet went to endpoint-\S+ \(192\.168\.20\.23:80\) via numgen 2", text)
+    assert re.search(
+        r"4 packets went to endpoint-\S+ \(192\.168\.20\.23:80\) via affinity set "
+        r"affinity-[A-Z2-7]{8}-default/service/tcp/http__192\.168\.20\.23/80",
+        text,
+    ), text
+
+
+def test_nft_numbers_the_map_has_no_element_for_are_said_to_fall_through():
+    moves = diff(nft("nft_missing_element_before.txt"), nft("nft_missing_element_after.txt"))
+    text = explain(moves)
+    assert re.search(r"3 packets went to endpoint-\S+ \(192\.168\.20\.21:80\) via numgen 0", text)
+    assert re.search(r"5 packets went to endpoint-\S+ \(192\.168\.20\.23:80\) via numgen 1", text)
+    assert re.search(
+        r"4 packets fell through ip kube-proxy service-\S+ rule 1 `numgen random mod 3 vmap "
+        r"\{[^`]*\}`: its map has no element for their number",
+        text,
+    ), text
+
+
+def test_nft_tables_of_iptables_nft_are_left_to_iptables_save():
+    dump = (
+        "table ip filter { # handle 1\n\tchain FORWARD { # handle 1\n"
+        "\t\ttype filter hook forward priority filter; policy accept;\n"
+        '\t\tiifname "eth1" counter packets 3 bytes 180 drop # handle 4\n\t}\n}\n'
+        "table inet mine { # handle 2\n\tchain forward { # handle 1\n"
+        "\t\ttype filter hook forward priority 0; policy accept;\n"
+        '\t\tiifname "eth1" counter packets 3 bytes 180 drop comment "no accept here" # handle 3\n'
+        "\t}\n}\n"
+    )
+    counters = parse_nft(dump)
+    assert [(c.table, c.chain, c.number, c.action) for c in counters.values()] == [
+        ("inet mine", "forward", 1, "drop")
+    ]
+    assert explain(diff({}, counters)) == (
+        '3 packets dropped by inet mine forward rule 1 `iifname "eth1" drop comment "no accept '
+        'here"`'
+    )
