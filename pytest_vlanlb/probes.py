@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import re
-import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -185,15 +184,33 @@ def classify_wget(rc: int, stderr: str) -> HttpOutcome:
 # --- many requests in one exec (a Service's spread, a failover's gap) ------------------------
 
 FAILED_MARK = "vlanlb-request-failed"
+#: Ends each transfer's output in http_many (curl's -w), so bodies can be told apart.
+TRANSFER_MARK = "@@vlanlb-transfer@@"
 
 
 def http_many(node: Node, url: str, count: int, *, timeout: float = 2.0) -> Counter[str]:
     """`count` requests from `node`, one new connection each (a new random pick by
-    kube-proxy's statistic rules), in one exec: answer body -> how many times it came.
-    A failed request counts under FAILED_MARK with curl's exit code."""
-    script = (
-        f"i=0; while [ $i -lt {count} ]; do i=$((i+1)); "
-        f"curl -s --max-time {timeout:g} {shlex.quote(url)} || echo {FAILED_MARK}-$?; done"
+    kube-proxy), in one curl process given the URL `count` times (`Connection: close`, so
+    none is reused): answer body -> how many times it came. A failed request counts under
+    FAILED_MARK with its HTTP code (000: no answer at all)."""
+    result = node.exec(
+        "curl",
+        "-s",
+        "--max-time",
+        f"{timeout:g}",
+        "-H",
+        "Connection: close",
+        "-w",
+        f"\n{TRANSFER_MARK}%{{http_code}}\n",
+        *[url] * count,
     )
-    result = node.exec("/bin/sh", "-c", script)
-    return Counter(line for line in result.stdout.splitlines() if line)
+    answers: Counter[str] = Counter()
+    body: list[str] = []
+    for line in result.stdout.splitlines():
+        if not line.startswith(TRANSFER_MARK):
+            body.append(line)
+            continue
+        code, text = line[len(TRANSFER_MARK) :], "\n".join(body).strip()
+        answers[text if code.startswith("2") and text else f"{FAILED_MARK}-http-{code}"] += 1
+        body = []
+    return answers
