@@ -37,7 +37,14 @@ REQUIRED_TOOLS: dict[str, dict[str, str]] = {
 class ImageRecipe:
     suite: str = "bookworm"
     variant: str = "apt"
-    packages: tuple[str, ...] = ("iproute2", "iptables", "curl", "iputils-ping", "busybox")
+    packages: tuple[str, ...] = (
+        "iproute2",
+        "iptables",
+        "nftables",
+        "curl",
+        "iputils-ping",
+        "busybox",
+    )
     # busybox's nc behaves as alpine's (the workshop's `nc -l -p 80` loop); `sh` stays dash,
     # so the plugin runs busybox sh explicitly where `echo -e` matters.
     hooks: tuple[str, ...] = ('ln -sf /bin/busybox "$1/usr/local/bin/nc"',)

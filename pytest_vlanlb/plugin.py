@@ -540,7 +540,8 @@ def vlanlb_layers(request: pytest.FixtureRequest, vlanlb_lab: Lab) -> Iterator[L
     Layers come from ``@pytest.mark.vlanlb(layers=[...])``, from indirect parametrization
     (``parametrize("vlanlb_layers", [[...]], indirect=True)``) and from ``.apply(name)``.
     Names: webserver, firewall:workshop, firewall:dnat-aware, firewall:none, vip, dnat, snat,
-    and kube-proxy's service, service:local, affinity. ``.set_endpoints(["b1", "b2"])``
+    and kube-proxy's service, service:local, service:nftables, service:nftables:local,
+    affinity. ``.set_endpoints(["b1", "b2"])``
     makes only those backends ready (kube-proxy rewrites its rules); ``[]`` for none.
     """
     names: list[str] = []
@@ -572,6 +573,20 @@ vlanlb_webserver = _layer_fixture("webserver", "Step 1: b answers the greeting o
 vlanlb_vip = _layer_fixture("vip", "Step 3: the VIP /32 on the router's public interface.")
 vlanlb_dnat = _layer_fixture("dnat", "Step 4: DNAT VIP:80 -> b:80 in nat PREROUTING.")
 vlanlb_snat = _layer_fixture("snat", "Step 5: MASQUERADE toward b:80 in nat POSTROUTING.")
+
+
+@pytest.fixture
+def vlanlb_service(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) -> str:
+    """kube-proxy's rules for the Service; parametrize indirectly with service (iptables mode,
+    Cluster; the default), service:local, service:nftables or service:nftables:local."""
+    from .layers import SERVICE_VARIANTS
+
+    name = str(getattr(request, "param", "service"))
+    if name not in SERVICE_VARIANTS:
+        raise VlanlbError(f"unknown service layer {name!r}; known: {', '.join(SERVICE_VARIANTS)}")
+    if name not in vlanlb_layers.names():
+        vlanlb_layers.apply(name)
+    return name
 
 
 @pytest.fixture

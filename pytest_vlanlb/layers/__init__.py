@@ -13,7 +13,7 @@ as it was, so any combination can be composed on one lab without rebuilding it.
 - `stack`: the layers applied to one lab for one test.
 """
 
-from .catalog import FIREWALL_VARIANTS, LAYERS, ORDER, Layer, layer, ordered
+from .catalog import FIREWALL_VARIANTS, LAYERS, ORDER, SERVICE_VARIANTS, Layer, layer, ordered
 from .stack import LayerStack
 from .steps import lab_facts
 from .webserver import hex_to_ipv4, peers_seen
@@ -22,6 +22,7 @@ __all__ = [
     "FIREWALL_VARIANTS",
     "LAYERS",
     "ORDER",
+    "SERVICE_VARIANTS",
     "Layer",
     "LayerStack",
     "hex_to_ipv4",

@@ -95,13 +95,33 @@ LAYERS: dict[str, Layer] = {
             "kube-proxy (iptables mode), externalTrafficPolicy: Local",
         ),
         Layer(
+            "service:nftables",
+            "kube-proxy, nftables mode, externalTrafficPolicy Cluster: service-ips vmap, "
+            "numgen over endpoint chains, masquerading",
+            "kube-proxy (nftables mode), Service type LoadBalancer",
+        ),
+        Layer(
+            "service:nftables:local",
+            "kube-proxy, nftables mode, externalTrafficPolicy Local: local- chain, the "
+            "client's address kept",
+            "kube-proxy (nftables mode), externalTrafficPolicy: Local",
+        ),
+        Layer(
             "affinity",
-            "kube-proxy sessionAffinity ClientIP: -m recent per endpoint",
+            "kube-proxy sessionAffinity ClientIP: -m recent (iptables) or a dynamic set with a "
+            "timeout (nftables) per endpoint",
             "Service sessionAffinity: ClientIP",
         ),
     )
 }
 FIREWALL_VARIANTS = ("workshop", "dnat-aware", "none")
+#: The service layers: kube-proxy's mode and the Service's externalTrafficPolicy.
+SERVICE_VARIANTS = {
+    "service": ("iptables", "Cluster"),
+    "service:local": ("iptables", "Local"),
+    "service:nftables": ("nftables", "Cluster"),
+    "service:nftables:local": ("nftables", "Local"),
+}
 #: The order the workshop applies them in; a stack is always applied in this order.
 ORDER = ("webserver", "firewall", "vip", "dnat", "snat", "service", "affinity")
 
@@ -119,6 +139,6 @@ def ordered(names: Iterable[str]) -> list[Layer]:
     families = [lay.name.split(":")[0] for lay in layers]
     if len(set(families)) != len(families):
         raise VlanlbError(
-            f"a layer appears twice in {list(names)} (one firewall, one service variant at most)"
+            f"a layer appears twice in {list(names)} (one firewall, one service layer at most)"
         )
     return sorted(layers, key=lambda lay: ORDER.index(lay.name.split(":")[0]))

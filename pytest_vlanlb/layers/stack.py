@@ -3,51 +3,24 @@
 from __future__ import annotations
 
 import difflib
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import LabBuildError, VlanlbError
 from ..lab import Lab
-from ..node import Node
-from ..topology import Role
-from .catalog import Layer, ordered
+from .catalog import SERVICE_VARIANTS, Layer, ordered
 from .engine import best_effort_undo, run_steps
-from .kube_proxy import ServiceSpec, removal_text, restore_text
+from .kube_proxy import KubeProxyRules, ServiceSpec
 from .state import base_state, normalise
 from .steps import Change, lab_facts
-
-
-@dataclass(frozen=True)
-class KubeProxyRules:
-    """kube-proxy's rule set for a ServiceSpec, written on every router (a step)."""
-
-    spec: ServiceSpec
-    node: Role = Role.ROUTER
-    leader_only: bool = False
-
-    def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
-        service = facts["service_name"]
-        if undo:
-            text = removal_text(service, self.spec)
-        else:
-            text = restore_text(
-                service, facts["vip"], facts["port"], facts["pod_subnet"], self.spec
-            )
-        return [["sh", "-c", f"printf '%s' {shlex.quote(text)} | iptables-restore --noflush"]]
-
-    def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool:
-        return True
-
-    def describe(self, facts: Mapping[str, str]) -> str:
-        return f"kube-proxy rules {self.spec}"
 
 
 @dataclass
 class LayerStack:
     """Layers applied to a lab, reverted in reverse order, then checked back to base state.
 
-    `service`, `service:local` and `affinity` describe kube-proxy's rule set; together with
+    The service layers (`service`, `service:local`, `service:nftables`,
+    `service:nftables:local`) and `affinity` describe kube-proxy's rule set; together with
     the ready endpoints (`set_endpoints`) it is written on every router and rewritten when
     either changes."""
 
@@ -61,8 +34,11 @@ class LayerStack:
         if any(lay.name == "affinity" for lay in new) and not any(
             n.startswith("service") for n in [*self.names(), *names]
         ):
-            raise VlanlbError("layer affinity needs a service layer (service or service:local)")
+            raise VlanlbError(
+                f"layer affinity needs a service layer ({', '.join(SERVICE_VARIANTS)})"
+            )
         steps = [step for lay in new for step in lay.steps]
+        base_state(self.lab)  # read before the lab's first change, not after its first revert
         try:
             run_steps(self.lab, steps, undo=False)
         except BaseException:
@@ -92,12 +68,12 @@ class LayerStack:
 
     def _wanted(self) -> KubeProxyRules | None:
         names = self.names()
-        policy = "Local" if "service:local" in names else "Cluster" if "service" in names else None
-        if policy is None:
+        chosen = [SERVICE_VARIANTS[n] for n in names if n in SERVICE_VARIANTS]
+        if not chosen:
             return None
-        ready = lab_facts(self.lab)["endpoints"]
-        spec = ServiceSpec(policy, "affinity" in names, tuple(filter(None, ready.split(","))))
-        return KubeProxyRules(spec)
+        mode, policy = chosen[0]
+        ready = tuple(filter(None, lab_facts(self.lab)["endpoints"].split(",")))
+        return KubeProxyRules(ServiceSpec(policy, "affinity" in names, ready, mode))
 
     def _sync(self) -> None:
         wanted = self._wanted()

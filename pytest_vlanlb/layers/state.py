@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from ..lab import Lab
 
-# Tables and chains linger once used (iptables-nft); only rules and addresses matter.
-STATE_SCRIPT = "iptables-save | grep '^-A ' || true; ip -br addr"
+#: Rules, user-defined chains, nft tables of anyone but iptables-nft (kube-proxy's nftables
+#: mode writes `ip kube-proxy`), and addresses. iptables-nft's own tables and built-in chains
+#: linger once used, so they are left out; their rules are in iptables-save's lines.
+XTABLES = r"^table (ip|ip6|arp|bridge) (filter|nat|mangle|raw|security)$"
+STATE_SCRIPT = (
+    "iptables-save | grep -E '^-A |^:[^ ]+ - ' || true; "
+    f"if command -v nft >/dev/null; then nft list tables | grep -vE '{XTABLES}' || true; fi; "
+    "ip -br addr"
+)
 
 
 def normalise(state: str) -> str:

@@ -1,20 +1,36 @@
-"""A kube-proxy Service over three endpoints (`pytest --vlanlb-topology=service`).
+"""A kube-proxy Service over three endpoints (`pytest --vlanlb-topology=service`), with every
+claim held in both of kube-proxy's modes: iptables and nftables.
 
 Each claim is observed from client a; a failure carries the router's counter diagnosis.
-Statistical bounds are derived here, not tuned: see `CRITICAL` and the broken-ladder test.
+Statistical bounds are derived here, not tuned: see `CRITICAL` and the broken-balance tests.
+Where the modes behave differently (a deny-all firewall), the test says so and asserts it.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import pytest
 
-from pytest_vlanlb.counters import observe
-from pytest_vlanlb.layers import peers_seen
-from pytest_vlanlb.layers.kube_proxy import chain_names
-from pytest_vlanlb.probes import FAILED_MARK, HttpOutcome, http_get, http_many
+from pytest_vlanlb.counters import Observation, observe
+from pytest_vlanlb.errors import LabBuildError
+from pytest_vlanlb.layers import (
+    SERVICE_VARIANTS,
+    LayerStack,
+    kube_proxy_iptables,
+    kube_proxy_nftables,
+    lab_facts,
+    peers_seen,
+)
+from pytest_vlanlb.probes import (
+    FAILED_MARK,
+    HttpOutcome,
+    http_get,
+    http_get_negative,
+    http_many,
+)
 
 pytestmark = pytest.mark.vlanlb(topology="service")
 
@@ -23,6 +39,49 @@ pytestmark = pytest.mark.vlanlb(topology="service")
 #: suite fail by chance with probability 0.2%), the critical value is -2 ln(1e-4) = 18.42.
 FALSE_ALARM = 1e-4
 CRITICAL = -2 * math.log(FALSE_ALARM)
+#: Connections for the broken-balance tests: counted on kube-proxy's DNAT counters with no
+#: web server (the pods refuse at once), so 1200 take about a second.
+BROKEN_CONNECTIONS = 1200
+
+#: The Cluster-policy layer of each mode, and the ids the tests show.
+CLUSTER = {"iptables": "service", "nftables": "service:nftables"}
+LOCAL = {"iptables": "service:local", "nftables": "service:nftables:local"}
+both_modes = pytest.mark.parametrize(
+    "vlanlb_service", list(CLUSTER.values()), indirect=True, ids=list(CLUSTER)
+)
+
+
+@dataclass(frozen=True)
+class KubeProxyView:
+    """Where each mode decides, for reading its counters: an endpoint's DNAT, the reject."""
+
+    layers: LayerStack
+    service: str  # kube-proxy's "namespace/name:port"
+
+    @property
+    def mode(self) -> str:
+        """The mode of the service layer applied (read when used: fixtures apply it)."""
+        names = self.layers.names()
+        modes = {SERVICE_VARIANTS[n][0] for n in names if n in SERVICE_VARIANTS}
+        assert len(modes) == 1, f"one service layer expected, have {names}"
+        return modes.pop()
+
+    def dnat(self, endpoint: str) -> tuple[str, str, str]:
+        if self.mode == "iptables":
+            chain = kube_proxy_iptables.chain_names(self.service, [endpoint])[endpoint]
+            return ("nat", chain, "DNAT")
+        chain = kube_proxy_nftables.chain_names(self.service, [endpoint])[endpoint]
+        return ("ip kube-proxy", chain, "dnat")
+
+    def picks(self, seen: Observation, endpoints: list[str]) -> list[int]:
+        """New connections DNATed to each endpoint during the probe."""
+        return [seen.moved(*self.dnat(e)) for e in endpoints]
+
+    @property
+    def reject(self) -> tuple[str, str, str]:
+        if self.mode == "iptables":
+            return ("filter", "KUBE-EXTERNAL-SERVICES", "REJECT")
+        return ("ip kube-proxy", "reject-chain", "reject")
 
 
 def chi_square(counts: list[int]) -> float:
@@ -44,77 +103,140 @@ def service(vlanlb_topology):
 
 
 @pytest.fixture
+def endpoints(service) -> list[str]:
+    return [f"{b.address}:{b.port}" for b in service.backends]
+
+
+@pytest.fixture
 def vip_url(service):
     return f"http://{service.vip}"
 
 
-@pytest.mark.vlanlb(layers=["webserver", "vip", "service"])
+@pytest.fixture
+def kube_proxy(vlanlb_lab, vlanlb_layers) -> KubeProxyView:
+    """The counters' view of the mode the test's service layer runs kube-proxy in."""
+    return KubeProxyView(vlanlb_layers, lab_facts(vlanlb_lab)["service_name"])
+
+
+@both_modes
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
 def test_requests_spread_evenly_over_the_pods(
-    vlanlb_layers, vlanlb_client, vlanlb_router, service, vip_url
+    vlanlb_service, kube_proxy, vlanlb_client, vlanlb_router, service, endpoints, vip_url
 ):
-    """300 requests: every one answered, and the spread passes chi-square at 1e-4."""
+    """300 requests: every one answered, and the spread passes chi-square at 1e-4, counted
+    both by the answers and where kube-proxy decided (the DNAT counters)."""
     seen = observe(vlanlb_router, lambda: http_many(vlanlb_client, vip_url, 300))
     counts = per_pod(seen.result, service.backends)
     stat = chi_square(counts)
     print(
-        f"\nspread over b1, b2, b3 of 300 requests: {counts}, chi-square {stat:.2f} "
-        f"(critical {CRITICAL:.2f} at {FALSE_ALARM:g})"
+        f"\n{kube_proxy.mode}: spread over b1, b2, b3 of 300 requests: {counts}, chi-square "
+        f"{stat:.2f} (critical {CRITICAL:.2f} at {FALSE_ALARM:g})"
     )
     assert failures(seen.result) == 0, seen.explain()
     assert sum(counts) == 300, seen.explain()
     assert stat < CRITICAL, seen.explain()
+    assert kube_proxy.picks(seen, endpoints) == counts, seen.explain()
 
 
 @pytest.mark.vlanlb(layers=["vip", "service"])
 def test_the_chi_square_test_catches_a_broken_ladder(
-    vlanlb_layers, vlanlb_client, vlanlb_router, service
+    vlanlb_layers, kube_proxy, vlanlb_client, vlanlb_router, service, endpoints
 ):
-    """Every rule at probability 1/3 (instead of 1/3, 1/2, 1) sends 1/3, 2/9, 4/9.
+    """iptables mode: every rule at probability 1/3 (instead of 1/3, 1/2, 1) sends 1/3, 2/9,
+    4/9.
 
     With n connections the statistic's noncentrality is n * 3 * (0 + (1/9)^2 + (1/9)^2)
     = n * 2/27. For n = 1200 that is 88.9: mean 90.9, sd sqrt(2 * (2 + 2 * 88.9)) = 19.0, so
     staying under the critical 18.42 would take a 3.8-sd fluke (p < 1e-4). The test must
-    therefore reject, and it does. Counted where kube-proxy decides, on each KUBE-SEP's DNAT
-    counter (one per new connection), with no web server: the pods refuse at once, so 1200
-    connections take under a second."""
-    name = lab_service_name(vlanlb_router)
-    endpoints = [f"{b.address}:{b.port}" for b in service.backends]
-    chains = chain_names(name, endpoints)
-    svc = chains["svc"]
+    therefore reject, and it does."""
+    svc = kube_proxy_iptables.chain_names(kube_proxy.service, endpoints)["svc"]
     rules = vlanlb_router.exec("iptables-save", "-t", "nat").stdout.splitlines()
     second = [r for r in rules if r.startswith(f"-A {svc} ")][1]
     broken = re.sub(r"--probability \S+", "--probability 0.3333333333", second)
     vlanlb_router.exec(
         "/bin/sh", "-c", f"iptables -t nat -R {svc} 2 {broken[len(f'-A {svc} ') :]}"
     ).check()
-    url = f"http://{service.vip}/?[1-1200]"  # curl's URL globbing: 1200 connections, one process
-    seen = observe(vlanlb_router, lambda: vlanlb_client.exec("curl", "-s", "-m", "2", url))
-    counts = [seen.moved("nat", chains[e], "DNAT") for e in endpoints]
+    seen = many_connections(vlanlb_client, vlanlb_router, service)
+    counts = kube_proxy.picks(seen, endpoints)
     stat = chi_square(counts)
-    print(f"\nbroken ladder, 1200 connections: {counts}, chi-square {stat:.2f}")
+    print(f"\nbroken ladder, {BROKEN_CONNECTIONS} connections: {counts}, chi-square {stat:.2f}")
     # Each connection passes kube-proxy's rules at least once; a source port reused while its
     # refused predecessor's conntrack entry lingers is counted again (a few, seen here).
-    assert sum(counts) >= 1200, seen.explain()
+    assert sum(counts) >= BROKEN_CONNECTIONS, seen.explain()
     assert stat > CRITICAL, seen.explain()
 
 
-def lab_service_name(router) -> str:
-    """kube-proxy's "namespace/name:port" of the lab's Service (read back from a comment)."""
-    save = router.exec("iptables-save", "-t", "nat").stdout
-    return re.search(r'--comment "(\S+) loadbalancer IP"', save)[1]
+def many_connections(client, router, service) -> Observation:
+    """BROKEN_CONNECTIONS new connections to the VIP in one curl process (URL globbing)."""
+    url = f"http://{service.vip}/?[1-{BROKEN_CONNECTIONS}]"
+    return observe(router, lambda: client.exec("curl", "-s", "-m", "2", url))
 
 
-@pytest.mark.vlanlb(layers=["webserver", "vip", "service", "affinity"])
-def test_affinity_keeps_a_client_on_one_pod(vlanlb_layers, vlanlb_client, vlanlb_router, vip_url):
+@pytest.mark.parametrize(
+    ("modulus", "kept"),
+    [(2, ["b1", "b2", "b3"]), (3, ["b1", "b3"])],
+    ids=["wrong-mod", "missing-element"],
+)
+@pytest.mark.vlanlb(layers=["vip", "service:nftables"])
+def test_the_chi_square_test_catches_a_broken_numgen_map(
+    vlanlb_layers, kube_proxy, vlanlb_client, vlanlb_router, service, endpoints, modulus, kept
+):
+    """nftables mode has no ladder to break: one `numgen random mod N vmap` picks. Its two
+    ways to be wrong are caught the same way.
+
+    - wrong mod (`mod 2` over three elements): b1 and b2 get 1/2 each, b3 nothing. Over the
+      counts the noncentrality is n * 3 * ((1/6)^2 + (1/6)^2 + (1/3)^2) = n/2 = 600 for
+      n = 1200, so the statistic lands near 602, far past 18.42.
+    - a map with a missing endpoint (`mod 3` with b2's element gone): a third of the numbers
+      match no element, so those connections fall through the map undispatched and reach
+      the router itself (the VIP is its address), which refuses them. b1 and b3 get 1/3 of
+      all each, b2 nothing: over the 800 DNATed the statistic is n/3 = 400 for n = 1200. The
+      fall-through shows on the map rule's own counter and in the diagnosis.
+    """
+    names = kube_proxy_nftables.chain_names(kube_proxy.service, endpoints)
+    chain = names["svc"]
+    listing = vlanlb_router.exec("nft", "-a", "list", "chain", "ip", "kube-proxy", chain).stdout
+    handle = re.search(r"numgen random .* # handle (\d+)", listing)[1]
+    kept_endpoints = [e for b, e in zip(service.backends, endpoints, strict=True) if b.node in kept]
+    rule = kube_proxy_nftables.balance_rule(names, kept_endpoints, modulus)
+    vlanlb_router.exec(
+        "nft", "replace", "rule", "ip", "kube-proxy", chain, "handle", handle, *rule.split()
+    ).check()
+    seen = many_connections(vlanlb_client, vlanlb_router, service)
+    counts = kube_proxy.picks(seen, endpoints)
+    stat = chi_square(counts)
+    evaluated = seen.moved("ip kube-proxy", chain, "vmap")
+    print(
+        f"\nnumgen map {rule!r}, {BROKEN_CONNECTIONS} connections: {counts}, "
+        f"chi-square {stat:.2f}, {evaluated - sum(counts)} fell through"
+    )
+    assert evaluated >= BROKEN_CONNECTIONS, seen.explain()
+    assert stat > CRITICAL, seen.explain()
+    if len(kept) < len(endpoints):
+        # A third fall through: binomial(1200, 1/3) is 400 +- 16, so 300 is 6 sd below.
+        assert evaluated - sum(counts) > 300, seen.explain()
+        assert "its map has no element for their number" in seen.explain()
+
+
+@both_modes
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
+def test_affinity_keeps_a_client_on_one_pod(
+    vlanlb_service, vlanlb_layers, kube_proxy, vlanlb_client, vlanlb_router, endpoints, vip_url
+):
+    """sessionAffinity ClientIP: iptables mode remembers the client with `-m recent`,
+    nftables mode in a dynamic set per endpoint; either way 50 requests land on one pod."""
+    vlanlb_layers.apply("affinity")
     seen = observe(vlanlb_router, lambda: http_many(vlanlb_client, vip_url, 50))
-    print(f"\n50 requests with sessionAffinity ClientIP: {dict(seen.result)}")
+    print(f"\n{kube_proxy.mode}, 50 requests with sessionAffinity ClientIP: {dict(seen.result)}")
     assert failures(seen.result) == 0, seen.explain()
     assert len(seen.result) == 1, seen.explain()
+    assert sorted(kube_proxy.picks(seen, endpoints))[-1] == 50, seen.explain()
 
 
-@pytest.mark.vlanlb(layers=["webserver", "vip", "service"])
+@both_modes
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
 def test_a_removed_endpoint_gets_nothing_and_nothing_fails(
-    vlanlb_layers, vlanlb_client, vlanlb_router, service, vip_url
+    vlanlb_service, vlanlb_layers, vlanlb_client, vlanlb_router, service, vip_url
 ):
     """b3 stops being ready (its server still runs): no request reaches it, none fails."""
     vlanlb_layers.set_endpoints(["b1", "b2"])
@@ -128,35 +250,38 @@ def test_a_removed_endpoint_gets_nothing_and_nothing_fails(
     assert counts[1] > 0, seen.explain()
 
 
-@pytest.mark.vlanlb(layers=["webserver", "vip", "service"])
-def test_no_endpoints_is_refused_at_once(vlanlb_layers, vlanlb_client, vlanlb_router, vip_url):
-    """kube-proxy's KUBE-EXTERNAL-SERVICES REJECT: refused in well under 100 ms (curl's own
-    clock), not left to time out; the REJECT rule's counter shows it was kube-proxy's."""
+@both_modes
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
+def test_no_endpoints_is_refused_at_once(
+    vlanlb_service, vlanlb_layers, kube_proxy, vlanlb_client, vlanlb_router, vip_url
+):
+    """kube-proxy rejects a Service with no endpoints (iptables: KUBE-EXTERNAL-SERVICES;
+    nftables: no-endpoint-services -> reject-chain): refused in well under 100 ms (curl's
+    own clock), not left to time out; the reject rule's counter shows it was kube-proxy's."""
     vlanlb_layers.set_endpoints([])
     seen = observe(vlanlb_router, lambda: http_get(vlanlb_client, vip_url))
     assert seen.result.outcome is HttpOutcome.REFUSED, seen.explain()
     assert seen.result.elapsed < 0.1, seen.explain()
-    assert seen.moved("filter", "KUBE-EXTERNAL-SERVICES", "REJECT") >= 1, seen.explain()
+    assert seen.moved(*kube_proxy.reject) >= 1, seen.explain()
 
 
 @pytest.mark.parametrize(
-    ("policy", "source"),
-    [("service", "router_pods"), ("service:local", "client")],
-    ids=["Cluster", "Local"],
+    ("vlanlb_service", "source"),
+    [
+        (CLUSTER["iptables"], "router_pods"),
+        (LOCAL["iptables"], "client"),
+        (CLUSTER["nftables"], "router_pods"),
+        (LOCAL["nftables"], "client"),
+    ],
+    ids=["iptables-Cluster", "iptables-Local", "nftables-Cluster", "nftables-Local"],
+    indirect=["vlanlb_service"],
 )
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
 def test_what_the_pods_see_as_the_client(
-    vlanlb_layers,
-    vlanlb_client,
-    vlanlb_router,
-    vlanlb_backends,
-    vlanlb_topology,
-    vip_url,
-    policy,
-    source,
+    vlanlb_service, vlanlb_client, vlanlb_router, vlanlb_backends, vlanlb_topology, vip_url, source
 ):
     """Cluster masquerades external traffic (pods see the router's 192.168.20.1); Local keeps
     the client's own address (192.168.10.10)."""
-    vlanlb_layers.apply("webserver", "vip", policy)
     topology = vlanlb_topology
     pods = topology.segment_of(topology.service.backend_address)
     public = topology.segment_of(topology.service.vip)
@@ -170,14 +295,100 @@ def test_what_the_pods_see_as_the_client(
     assert peers == {expected}, seen.explain()
 
 
-@pytest.mark.vlanlb(layers=["webserver", "firewall:workshop", "vip", "service"])
-def test_kube_forward_lets_service_traffic_past_a_deny_all_firewall(
-    vlanlb_layers, vlanlb_client, vlanlb_router, service, vip_url
+@pytest.mark.parametrize(
+    ("vlanlb_firewall", "vlanlb_service", "passes"),
+    [
+        ("workshop", CLUSTER["iptables"], True),
+        ("workshop", CLUSTER["nftables"], False),
+        ("dnat-aware", CLUSTER["iptables"], True),
+        ("dnat-aware", CLUSTER["nftables"], True),
+    ],
+    ids=[
+        "iptables-deny-all",
+        "nftables-deny-all",
+        "iptables-dnat-aware",
+        "nftables-dnat-aware",
+    ],
+    indirect=["vlanlb_firewall", "vlanlb_service"],
+)
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
+def test_service_traffic_and_a_networkpolicy_drop(
+    vlanlb_firewall,  # first: kube-proxy's jump goes above a DROP already there, as on a node
+    vlanlb_service,
+    kube_proxy,
+    vlanlb_client,
+    vlanlb_router,
+    service,
+    endpoints,
+    vip_url,
+    passes,
 ):
-    """Step 2's DROP eats the workshop's DNAT; kube-proxy's KUBE-FORWARD, jumped to first,
-    accepts the masquerade-marked Service traffic before the DROP sees it."""
-    seen = observe(vlanlb_router, lambda: http_get(vlanlb_client, vip_url))
-    assert seen.result.outcome is HttpOutcome.OK, seen.explain()
-    assert seen.result.body.strip() in {b.greeting for b in service.backends}, seen.explain()
-    assert seen.moved("filter", "KUBE-FORWARD", "ACCEPT") >= 1, seen.explain()
-    assert seen.moved("filter", "FORWARD", "DROP") == 0, seen.explain()
+    """Step 2's deny-all DROP (filter FORWARD, iptables) eats the workshop's DNAT.
+
+    iptables mode: kube-proxy's KUBE-FORWARD, jumped to first in the same FORWARD chain,
+    accepts the masquerade-marked Service traffic before the DROP sees it.
+
+    nftables mode differs: it writes no such accept, and could not win with one, since an
+    accept in table ip kube-proxy does not stop the packet from meeting the DROP in
+    iptables' filter FORWARD at a later priority. So the DNATed request is dropped: silence,
+    not a refusal. The dnat-aware firewall (drop what was not DNATed) serves both modes.
+    """
+    if passes:
+        seen = observe(vlanlb_router, lambda: http_get(vlanlb_client, vip_url))
+        assert seen.result.outcome is HttpOutcome.OK, seen.explain()
+        assert seen.result.body.strip() in {b.greeting for b in service.backends}, seen.explain()
+        assert seen.moved("filter", "FORWARD", "DROP") == 0, seen.explain()
+        if kube_proxy.mode == "iptables" and vlanlb_firewall == "workshop":
+            assert seen.moved("filter", "KUBE-FORWARD", "ACCEPT") >= 1, seen.explain()
+        return
+    seen = observe(vlanlb_router, lambda: http_get_negative(vlanlb_client, vip_url))
+    assert seen.result.outcome is HttpOutcome.TIMEOUT, seen.explain()
+    assert sum(kube_proxy.picks(seen, endpoints)) >= 1, seen.explain()  # DNATed, then dropped
+    assert seen.moved("filter", "FORWARD", "DROP") >= 1, seen.explain()
+    assert "after DNAT" in seen.explain()
+
+
+@pytest.mark.parametrize(
+    ("leave", "remove", "seen_as"),
+    [
+        (
+            ["nft", "add", "table", "ip", "stray"],
+            ["nft", "delete", "table", "ip", "stray"],
+            "+table ip stray",
+        ),
+        (
+            ["iptables", "-t", "nat", "-N", "KUBE-STRAY"],
+            ["iptables", "-t", "nat", "-X", "KUBE-STRAY"],
+            "+:KUBE-STRAY - [0:0]",
+        ),
+    ],
+    ids=["nft-table", "iptables-chain"],
+)
+def test_the_base_state_check_sees_what_a_revert_leaves(
+    vlanlb_lab, vlanlb_router, leave, remove, seen_as
+):
+    """Every revert checks each router against its base state; that check covers nft tables
+    (other than iptables-nft's own) and user-defined iptables chains, not only rules. Here a
+    table and a chain are left on purpose: the revert must name them."""
+    stack = LayerStack(vlanlb_lab).apply("webserver", "vip", "service:nftables")
+    vlanlb_router.exec(*leave).check()
+    try:
+        with pytest.raises(LabBuildError, match="did not return to its base state") as failed:
+            stack.revert()
+        assert seen_as in str(failed.value).splitlines()
+    finally:
+        vlanlb_router.exec(*remove).check()
+
+
+def test_nftables_mode_without_nft_on_the_router_names_the_fix(vlanlb_lab, vlanlb_router):
+    """A router image without `nft` (a user's own): the layer fails with the fix in words,
+    and nothing is left half-built."""
+    nft = vlanlb_router.exec("/bin/sh", "-c", "command -v nft").stdout.strip()
+    vlanlb_router.exec("mv", nft, f"{nft}.hidden").check()
+    stack = LayerStack(vlanlb_lab)
+    try:
+        with pytest.raises(LabBuildError, match="add the nftables package to your --vlanlb-image"):
+            stack.apply("vip", "service:nftables")
+    finally:
+        vlanlb_router.exec("mv", f"{nft}.hidden", nft).check()
+        stack.revert()

@@ -97,8 +97,10 @@ def test_layers_apply_in_workshop_order_and_compose_once():
     names = [lay.name for lay in ordered(["snat", "dnat", "webserver", "vip", "firewall:workshop"])]
     assert names == ["webserver", "firewall:workshop", "vip", "dnat", "snat"]
     assert layer("firewall").name == "firewall:dnat-aware"
-    with pytest.raises(VlanlbError, match="one firewall, one service variant at most"):
+    with pytest.raises(VlanlbError, match="one firewall, one service layer at most"):
         ordered(["firewall:workshop", "firewall:dnat-aware"])
+    with pytest.raises(VlanlbError, match="one firewall, one service layer at most"):
+        ordered(["service", "service:nftables"])  # one kube-proxy, in one mode
     with pytest.raises(VlanlbError, match="unknown layer 'vipp'; known layers: webserver"):
         layer("vipp")
 
