@@ -22,11 +22,12 @@ from ..node import ExecResult, Node
 
 BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 1 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
-#: The rule listings a judge reads whole (`iptables-save -c`, `iptables -S`): a router may
-#: hold thousands of rules (each about 100 bytes), and a listing cut short would hide the
-#: counters a verdict rests on. Still a bound: a hostile `iptables-save` cannot flood us.
+#: The rule listings a judge reads whole (`iptables-save -c`, `iptables -S`, `nft -a list
+#: ruleset`): a router may hold thousands of rules (each about 100 bytes), and a listing cut
+#: short would hide the counters a verdict rests on. Still a bound: a hostile `iptables-save`
+#: cannot flood us.
 RULES_LIMIT = 16 * 1024 * 1024
-WHOLE_OUTPUT = {"iptables-save": RULES_LIMIT, "iptables": RULES_LIMIT}
+WHOLE_OUTPUT = {"iptables-save": RULES_LIMIT, "iptables": RULES_LIMIT, "nft": RULES_LIMIT}
 _RC = "@@vlanlb-rc="
 _KILLED = "@@vlanlb-killed@@"
 

@@ -2,7 +2,8 @@
 
 In a folder outside the clone: a new venv, the wheel built from this checkout installed into
 it with pip, `vlanlb setup --no-packages`, a topology of the project's own (other VLAN ids,
-subnets, node names, port and greeting) in its `topologies/`, a test file of its own, and
+subnets, node names, port and greeting) in its `topologies/`, a test file of its own (the
+workshop's layers, and kube-proxy's in both modes through the `vlanlb_service` fixture), and
 `pytest --vlanlb-topology=NAME`, which must build that lab and pass.
 """
 
@@ -56,6 +57,14 @@ def test_the_vip_serves_the_shop_while_the_pod_stays_unreachable(vlanlb_layers, 
     assert ping_lost(vlanlb_client, "10.62.9.80").received == 0
 
 
+@pytest.mark.parametrize("vlanlb_service", ["service", "service:nftables"], indirect=True)
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
+def test_kube_proxy_serves_the_shop_in_either_mode(vlanlb_service, vlanlb_client):
+    got = http_get(vlanlb_client, "http://10.61.0.200:8080")
+    assert got.outcome is HttpOutcome.OK, str(got)
+    assert got.body.rstrip("\\n") == "Welcome to the shop"
+
+
 def test_the_lab_is_the_projects_own(vlanlb_topology, vlanlb_router, vlanlb_client):
     assert vlanlb_topology.name == "shop"
     assert (vlanlb_router.name, vlanlb_client.name) == ("gw", "shopper")
@@ -86,7 +95,7 @@ def test_a_project_of_its_own_installs_the_wheel_and_runs_its_own_topology(tmp_p
     (project / "test_shop.py").write_text(USER_TEST)
     result = run(python, "-m", "pytest", "-p", "no:cacheprovider", "--vlanlb-topology=shop",
                  cwd=project)  # fmt: skip
-    assert "2 passed" in result.stdout, result.stdout[-3000:]
+    assert "4 passed" in result.stdout, result.stdout[-3000:]
     # The plugin came from the wheel in that venv, not from this checkout.
     where = run(python, "-c", "import pytest_vlanlb; print(pytest_vlanlb.__file__)", cwd=project)
     assert where.stdout.startswith(str(project / ".venv")), where.stdout
