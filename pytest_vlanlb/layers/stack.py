@@ -45,7 +45,12 @@ class LayerStack:
             best_effort_undo(self.lab, steps)
             raise
         self.applied.extend(new)
-        self._sync()
+        try:
+            self._sync()
+        except BaseException:  # kube-proxy's rules refused (no nft, say): none of it stays
+            self.applied = self.applied[: len(self.applied) - len(new)]
+            best_effort_undo(self.lab, steps)
+            raise
         return self
 
     def names(self) -> list[str]:

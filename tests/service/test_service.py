@@ -135,7 +135,12 @@ def test_requests_spread_evenly_over_the_pods(
     assert failures(seen.result) == 0, seen.explain()
     assert sum(counts) == 300, seen.explain()
     assert stat < CRITICAL, seen.explain()
-    assert kube_proxy.picks(seen, endpoints) == counts, seen.explain()
+    # Where kube-proxy decided: a DNAT counter counts new conntrack entries, so each pod's is
+    # at least its answers (a SYN sent again before its entry was confirmed counts twice:
+    # seen once, 51 for 50), and the counters pass the same test.
+    picks = kube_proxy.picks(seen, endpoints)
+    assert all(p >= c for p, c in zip(picks, counts, strict=True)), (picks, seen.explain())
+    assert chi_square(picks) < CRITICAL, (picks, seen.explain())
 
 
 @pytest.mark.vlanlb(layers=["vip", "service"])
@@ -230,7 +235,11 @@ def test_affinity_keeps_a_client_on_one_pod(
     print(f"\n{kube_proxy.mode}, 50 requests with sessionAffinity ClientIP: {dict(seen.result)}")
     assert failures(seen.result) == 0, seen.explain()
     assert len(seen.result) == 1, seen.explain()
-    assert sorted(kube_proxy.picks(seen, endpoints))[-1] == 50, seen.explain()
+    # Every connection was DNATed to that one pod, none to another (at least 50: see the
+    # spread test on counting new conntrack entries).
+    picks = sorted(kube_proxy.picks(seen, endpoints))
+    assert picks[:2] == [0, 0], seen.explain()
+    assert picks[2] >= 50, seen.explain()
 
 
 @both_modes
@@ -389,6 +398,7 @@ def test_nftables_mode_without_nft_on_the_router_names_the_fix(vlanlb_lab, vlanl
     try:
         with pytest.raises(LabBuildError, match="add the nftables package to your --vlanlb-image"):
             stack.apply("vip", "service:nftables")
+        assert stack.names() == []  # the VIP it had added is gone again: nothing half-built
     finally:
         vlanlb_router.exec("mv", f"{nft}.hidden", nft).check()
-        stack.revert()
+        stack.revert()  # checks the router against its base state
