@@ -60,6 +60,7 @@ class Node:
     _shells: ShellPool | None = field(default=None, repr=False)
     _one_exec_each: bool = field(default=False, repr=False)
     _pid: int | None = field(default=None, repr=False)
+    _commands: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -68,6 +69,14 @@ class Node:
     @property
     def container_name(self) -> str:
         return str(self.container.name)
+
+    def has_command(self, name: str) -> bool:
+        """Whether `name` is on the node's PATH: asked once per node (an image does not change
+        under a run), so a probe that reads a tool only where it exists costs no exec after."""
+        if name not in self._commands:
+            found = self.exec("/bin/sh", "-c", f"command -v {shlex.quote(name)}")
+            self._commands[name] = found.ok and bool(found.stdout.strip())
+        return self._commands[name]
 
     def open_shells(self, count: int) -> None:
         """Open the shells `count` commands at once will need, side by side, now."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_vlanlb.counters import diff, explain, parse_counters, parse_nft
+import pytest
+
+from pytest_vlanlb.counters import diff, explain, parse_counters, parse_nft, snapshot
+from pytest_vlanlb.node import ExecResult, Node
 
 DUMPS = Path(__file__).parent / "dumps"
 
@@ -137,3 +140,37 @@ def test_nft_tables_of_iptables_nft_are_left_to_iptables_save():
         '3 packets dropped by inet mine forward rule 1 `iifname "eth1" drop comment "no accept '
         'here"`'
     )
+
+
+class RecordedRouter(Node):
+    """A router whose commands answer from the recorded dumps, counting what was asked."""
+
+    def __init__(self, has_nft: bool) -> None:
+        super().__init__(spec=None, container=None)  # type: ignore[arg-type]
+        self.has_nft = has_nft
+        self.asked: list[tuple[str, ...]] = []
+
+    def exec(self, *command: str) -> ExecResult:
+        self.asked.append(command)
+        if command[0] == "iptables-save":
+            return ExecResult(command, 0, (DUMPS / "defect_after.txt").read_text(), "")
+        if command[:2] == ("/bin/sh", "-c"):  # command -v
+            return ExecResult(
+                command, 0 if self.has_nft else 1, "/usr/sbin/nft\n" * self.has_nft, ""
+            )
+        if command[0] == "nft" and self.has_nft:
+            return ExecResult(command, 0, (DUMPS / "nft_spread_after.txt").read_text(), "")
+        return ExecResult(command, 127, "", f"{command[0]}: not found")
+
+
+@pytest.mark.parametrize("has_nft", [True, False], ids=["nft", "no-nft"])
+def test_a_snapshot_reads_nft_only_where_the_router_has_it_and_asks_once(has_nft):
+    router = RecordedRouter(has_nft)
+    first, second = snapshot(router), snapshot(router)
+    assert first == second
+    assert any(key[0] == "filter" for key in first)  # iptables-save's, always
+    assert any(key[0] == "ip kube-proxy" for key in first) is has_nft
+    asked = [c[0] for c in router.asked]
+    assert asked.count("/bin/sh") == 1  # whether nft is there: once per node
+    assert asked.count("iptables-save") == 2
+    assert asked.count("nft") == (2 if has_nft else 0)
