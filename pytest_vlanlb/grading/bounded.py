@@ -15,6 +15,7 @@ ash and bash alike) that
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, field
 
@@ -32,16 +33,23 @@ _RC = "@@vlanlb-rc="
 _KILLED = "@@vlanlb-killed@@"
 
 # $1...: the command. A zombie child still "exists" for kill -0, so its state is read (the
-# fields after comm's closing parenthesis: comm may hold spaces). Times in ms.
+# fields after comm's closing parenthesis: comm may hold spaces). The bound is wall time, read
+# from /proc/uptime (centiseconds, no fork): on a slow machine (a guest under TCG) the sleeps
+# alone add up to far less than the time that passes. Poll intervals in ms.
+_UPTIME = (
+    "read -r up _ < /proc/uptime 2>/dev/null || up=0.00; c=${{up#*.}}; "
+    "t=$(( ${{up%.*}} * 100 + ${{c#0}} ))"
+)
 _WRAPPER = f"""
 "$@" & p=$!
-waited=0; d=2
+{_UPTIME}; start=$t; d=2
 while [ -e /proc/$p ]; do
   read -r s < /proc/$p/stat 2>/dev/null || break
   set -- ${{{{s##*) }}}}; [ "$1" = Z ] && break
-  if [ $waited -ge {{bound_ms}} ]; then kill -9 $p 2>/dev/null; echo {_KILLED} >&2; break; fi
+  {_UPTIME}
+  if [ $((t - start)) -ge {{bound_cs}} ]; then kill -9 $p 2>/dev/null; echo {_KILLED} >&2; break; fi
   if [ $d -lt 10 ]; then sleep 0.00$d; else sleep 0.0$d; fi
-  waited=$((waited+d)); [ $d -lt 50 ] && d=$((d*2))
+  [ $d -lt 50 ] && d=$((d*2))
 done
 wait $p; echo "{_RC}$?" >&2
 """
@@ -52,7 +60,7 @@ def wrap(
     command: tuple[str, ...], bound: float = BOUND_SECONDS, limit: int = OUTPUT_LIMIT
 ) -> list[str]:
     """The argv that runs `command` bounded (for `podman exec`)."""
-    body = _WRAPPER.format(bound_ms=int(bound * 1000))
+    body = _WRAPPER.format(bound_cs=math.ceil(bound * 100))
     script = _BOUNDED.format(body=body, limit=limit)
     return ["/bin/sh", "-c", script, "vlanlb-bounded", *command]
 

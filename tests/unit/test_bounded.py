@@ -51,3 +51,19 @@ def test_an_endless_answer_is_cut_at_the_limit(shell):
     result, _ = bounded(shell, ("sh", "-c", "yes hello"), 4.0)
     assert len(result.stdout) == OUTPUT_LIMIT
     assert result.stdout.startswith("hello\nhello\n")
+
+
+def test_the_bound_is_wall_time_even_when_the_polls_are_slow(shell, tmp_path, monkeypatch):
+    """On a slow machine (a guest under TCG) each poll's `sleep` overruns; the bound must
+    still be the time that passed, not the sum of the sleeps asked for. Here every `sleep`
+    the wrapper calls takes 0.4 s: summing its asks (2, 4, 8 ... ms) would need about ten
+    polls, 4 s, to reach 0.3 s."""
+    slow = tmp_path / "sleep"
+    slow.write_text("#!/bin/sh\nexec /bin/sleep 0.4\n")
+    slow.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    start = time.monotonic()
+    result, killed = bounded(shell, ("/bin/sleep", "30"), 0.3)
+    assert killed
+    assert result.rc == 124
+    assert time.monotonic() - start < 2.0
