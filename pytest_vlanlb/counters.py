@@ -29,8 +29,8 @@ _NFT_ACTIONS = frozenset(
     {"dnat", "snat", "masquerade", "redirect", "reject", "drop", "accept", "return", "goto", "jump"}
 )
 #: Tables iptables-nft manages: their rules come from iptables-save instead.
-_XTABLES_FAMILIES = frozenset({"ip", "ip6", "arp", "bridge"})
-_XTABLES_NAMES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+XTABLES_FAMILIES = frozenset({"ip", "ip6", "arp", "bridge"})
+XTABLES_NAMES = frozenset({"filter", "nat", "mangle", "raw", "security"})
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def parse_nft(dump: str) -> dict[tuple[str, str, int, str], RuleCount]:
         line = line.strip()
         if table_line := _NFT_TABLE.match(line):
             family, name = table_line.groups()
-            xtables = family in _XTABLES_FAMILIES and name in _XTABLES_NAMES
+            xtables = family in XTABLES_FAMILIES and name in XTABLES_NAMES
             table, chain = ("" if xtables else f"{family} {name}"), ""
         elif chain_line := _NFT_CHAIN.match(line):
             chain, number = chain_line[1], 0

@@ -35,12 +35,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+# kube-proxy's settings, the same in both modes: one definition.
+from .kube_proxy_iptables import MASQ_MARK, STICKY_SECONDS
+
 if TYPE_CHECKING:
     from .kube_proxy import ServiceSpec
 
 TABLE = "kube-proxy"
-MASQ_MARK = "0x4000"  # --masquerade-bit 14, as in iptables mode
-STICKY_SECONDS = 10800  # sessionAffinityConfig.clientIP.timeoutSeconds default
 
 DSTNAT, SRCNAT = -100, 100  # the priorities nft calls dstnat and srcnat
 #: (name, type, hook, priority), setupNFTables' base chains. Numbers, as knftables writes

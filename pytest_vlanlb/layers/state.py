@@ -3,12 +3,13 @@ revert, so that no test inherits another's changes."""
 
 from __future__ import annotations
 
+from ..counters import XTABLES_FAMILIES, XTABLES_NAMES
 from ..lab import Lab
 
 #: Rules, user-defined chains, nft tables of anyone but iptables-nft (kube-proxy's nftables
 #: mode writes `ip kube-proxy`), and addresses. iptables-nft's own tables and built-in chains
 #: linger once used, so they are left out; their rules are in iptables-save's lines.
-XTABLES = r"^table (ip|ip6|arp|bridge) (filter|nat|mangle|raw|security)$"
+XTABLES = f"^table ({'|'.join(sorted(XTABLES_FAMILIES))}) ({'|'.join(sorted(XTABLES_NAMES))})$"
 STATE_SCRIPT = (
     "iptables-save | grep -E '^-A |^:[^ ]+ - ' || true; "
     f"if command -v nft >/dev/null; then nft list tables | grep -vE '{XTABLES}' || true; fi; "
