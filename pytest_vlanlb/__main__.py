@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .document.sandbox import ensure_image_store, image_store, remove_stale_sandboxes
+from .document.sandbox import enter_kept, remove_stale_sandboxes
+from .document.store import ensure_image_store, image_store
 from .errors import VlanlbError
 from .host_setup import set_up
 from .image import ImageRecipe, ensure_alpine_standin, ensure_image
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "backends", help="check that podman works with each installed network backend"
     )
+    enter = commands.add_parser(
+        "enter", help="a shell (or COMMAND) in a kept document sandbox (--vlanlb-keep)"
+    )
+    enter.add_argument("run", help="the run's id, as the keep message names it")
+    enter.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
     cleanup = commands.add_parser(
         "cleanup", help="remove labs left by runs that died (kept labs only with --kept/--run)"
     )
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             for made in set_up(packages=not args.no_packages, progress=_say):
                 print(made)
             return 0
+        if args.command == "enter":
+            enter_kept(args.run, args.argv)  # returns only when there is no such sandbox
         preflight()
         if args.command == "backends":
             return check_backends()

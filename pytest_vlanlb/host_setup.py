@@ -100,7 +100,7 @@ def set_up(*, packages: bool, progress: Progress = print) -> list[str]:
     if packages:
         install_packages(progress)
     check_tools()
-    from .document.sandbox import ensure_image_store, image_store
+    from .document.store import ensure_image_store, image_store
     from .image import ImageRecipe, ensure_alpine_standin, ensure_image
     from .session import podman_service
 

@@ -122,7 +122,7 @@ def kept_message(what: str, run_id: str, details: str) -> str:
 def document_image_store(image: str | None, progress: Progress) -> Path:
     """Document mode's read-only image store for its sandboxes. The host's podman is asked
     only when the store is not made yet, or for an image of the user's (`--vlanlb-image`)."""
-    from .document.sandbox import ensure_image_store, image_store, ready_store
+    from .document.store import ensure_image_store, image_store, ready_store
     from .image import ensure_alpine_standin, standin_tag
 
     if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):

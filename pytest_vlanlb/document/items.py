@@ -174,6 +174,7 @@ class DocumentSession:
                     f"document sandbox {self._run.names.run_id}: podman "
                     f"{service_version(sandbox.api_url)}, NICs {', '.join(sandbox.nics)}, "
                     + ("802.1Q links" if self._run.context.dot1q else "8021q emulated by veth")
+                    + f"; at most {sandbox.cgroups.describe()}"
                 )
             except VlanlbError as exc:
                 self._run = exc  # once: every step then fails with this line

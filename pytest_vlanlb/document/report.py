@@ -42,7 +42,7 @@ def _outcome(outcome: Outcome, limit: float) -> list[str]:
     if plan.action is Action.SKIP:
         return [*lines, f"{pad}skipped: {plan.reason}"]
     if plan.action is Action.REFUSED:
-        return [*lines, f"{pad}NOT RUN (no sandbox contains it): {plan.reason}"]
+        return [*lines, f"{pad}NOT RUN: {plan.reason}"]
     if plan.action is Action.RUN and plan.script != typed.source:
         lines.append(f"{pad}ran: {one_line(plan.script)}")
     observed = outcome.observed

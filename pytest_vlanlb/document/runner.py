@@ -17,8 +17,6 @@ import re
 import secrets
 import selectors
 import shlex
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from ..naming import RunNames
 from ..session import kept_message
 from ..wires import kernel_supports_8021q
 from .diagnosis import diagnose, judge, read_dumps
+from .launcher import SandboxEnded, Started
 from .mapping import Action, Plan, RuleWrite, RunContext, interface_vocabulary, plan_command
 from .markdown import Document, Element, Fence, Prose, Section
 from .promises import (
@@ -228,7 +227,7 @@ _TICK = 0.05
 
 
 def _collect(
-    process: subprocess.Popen[bytes], started: float, limit: float, watch: Watch | None
+    process: Started, started: float, limit: float, watch: Watch | None
 ) -> tuple[bytes, bytes, bool, Settled | None]:
     """Read a command's output until it ends, its time limit passes (True) or its watch
     settles it. Whatever comes after a stop is read by the caller."""
@@ -361,21 +360,18 @@ class DocumentRun:
         `watch`, it is stopped as soon as its output settles its result."""
         limit = self.timeout if limit is None else limit
         started = time.monotonic()
-        argv = self.sandbox.enter("bash", "--noprofile", "--norc", "-c", _SESSION, "bash", script)
-        with subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.sandbox.environment(VLANLB_MARKER=self._marker),
-            start_new_session=True,  # so that a time-out ends the whole pipeline
-        ) as process:
+        argv = ["bash", "--noprofile", "--norc", "-c", _SESSION, "bash", script]
+        try:
+            # A session of its own: a time-out ends the whole pipeline.
+            process = self.sandbox.run(argv, VLANLB_MARKER=self._marker)
+        except SandboxEnded as exc:
+            return Observed(125, "", f"{exc}\n", time.monotonic() - started)
+        with process:
             out, err, timed_out, settled = _collect(process, started, limit, watch)
             status: int | None
             if timed_out or settled is not None:
                 status = settled.status if settled is not None else None
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                process.kill()
                 if watch is not None and watch.probe:
                     # Its podman exec is gone; the probe it started in the container must
                     # go too, or it would keep sending into the next steps.
@@ -403,7 +399,7 @@ class DocumentRun:
     def close(self) -> None:
         """End the sandbox: every container, network, link and file of the run goes with it."""
         if self.keep:
-            enter = " ".join(self.sandbox.enter("bash"))
+            enter = f"vlanlb enter {self.names.run_id}"
             self.progress(
                 kept_message("document sandbox", self.names.run_id, f"enter it with `{enter}`")
             )

@@ -3,33 +3,38 @@
 A workshop's commands are written for a machine of the reader's own ("sudo", "your NIC",
 `podman rm -f` in the cleanup). Reading each command to decide whether it is safe always misses
 one, so document mode gives the commands a machine instead: a set of Linux namespaces that
-is the only thing they can reach.
+is the only thing they can reach, owned by a user namespace whose root is nobody on the host.
 
+- **user**: root inside is an unused uid range on the host (`confinement.id_range`). It owns
+  none of the host's files and holds no capability outside the sandbox's own namespaces: the
+  kernel refuses it device nodes, file handles that climb out of a mount, the host's
+  namespaces, global kernel settings (`kernel.*`, core_pattern), cgroup release agents,
+  binfmt_misc, modules, bpf and perf, whatever a document runs.
 - **mount**: its root is a tmpfs holding an overlay of the host's `/usr` (the user's own podman,
-  iproute2, iptables: the versions under test; writes land in the tmpfs), a small `/etc` of its
-  own (no host secrets: no shadow, keys, sudoers, credentials), its own `/run`, `/tmp`, `/root`,
-  `/var`, a `/dev` with only null, zero, full, random, urandom, tty and its own pts; `/sys` and
-  `/proc/sys` read-only, except `/proc/sys/net`, which is the sandbox's own network's. The
-  host's files are not there at all: `-v /:/host`, `cat /etc/shadow`, `> /root/.bashrc` meet
-  the sandbox's.
+  iproute2, iptables: the versions under test; the host's files stay the host's: writing one
+  fails), a small `/etc` of its own (no host secrets), its own `/run`, `/tmp`, `/root`, `/var`,
+  a `/dev` with only null, zero, full, random, urandom, tty and its own pts, a fresh `/sys` and
+  `/proc` (the files runc masks, masked). Every tmpfs is `nosuid,nodev`. The host's files are
+  not there at all: `-v /:/host`, `cat /etc/shadow`, `> /root/.bashrc` meet the sandbox's.
 - **net**: only `lo` and the NICs made for it (veth pairs whose other ends stay in a namespace
   of the sandbox, `vlanlb-wire`): no route out, no DNS. podman's default network, netavark's
   or CNI's rules and every macvlan live and die here; the host's firewall is never touched.
 - **pid, uts, ipc, cgroup**: its processes see only each other; `podman rm -af`, `kill -9 -1`
-  and `--pid host` reach only the sandbox.
+  and `--pid host` reach only the sandbox. Its init ignores every signal sent from inside.
 - **podman**: its own storage (tmpfs), own networks, own API service (socket-activated: the
   runner holds the listening socket on the host, at a path the sandbox cannot see or replace).
-  Images come from a read-only store prepared once on the host (`alpine` there is the offline
-  stand-in), so `podman image rm/prune` cannot touch the host's images.
-- **capabilities**: what no namespace contains is dropped from every sandbox process's bounding
-  set (loading kernel modules, raw I/O, the clock, reboot, BPF, ...).
-- **life**: the runner kills the sandbox's init when it ends; the kernel ends every process in
-  it and frees its mounts, links and storage. If the runner dies, the kernel kills the
-  sandbox too (parent-death signal); its host folder is swept by the next run.
+  Images come from a read-only store made once on the host (`store`), bound locked
+  read-only, so `podman image rm/prune` and `mount -o remount,rw` cannot touch it.
+- **gate**: every process enters through `gate` (a fresh session keyring, a seccomp filter for
+  vsock, keys, io_uring, file handles, bpf, perf, modules and kexec, a bounded process count),
+  and joins the sandbox's cgroups, which bound its memory where the host has cgroups to give.
+- **life**: the runner holds the init by a pidfd, enters and kills it through that, never by
+  a pid number that could be reused; when the init dies, the kernel ends every process in the
+  sandbox and frees its mounts, links and storage. If the runner dies, the kernel kills the
+  sandbox too (parent-death signal); its host folder and cgroups are swept by the next run.
 
-What a sandbox holding root in the host's user namespace can still do (mknod a device node,
-mount a new proc), a careless document does not do; a document written to attack the machine
-it runs on belongs in a virtual machine.
+What a virtual machine still adds: its own kernel. The sandbox shares the host's, so a kernel
+bug reachable from a user namespace is reachable from a document.
 """
 
 from __future__ import annotations
@@ -47,58 +52,68 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import podman
 
 from ..errors import PreflightError
 from ..naming import owner_is_alive, owner_token, process_start_time
-from ..processes import kill_with_parent
 from ..waiting import wait_until
+from .confinement import (
+    PROCESS_LIMIT,
+    Cgroups,
+    gate_command,
+    id_range,
+    make_cgroups,
+    spawn_mapped,
+)
+from .launcher import Launcher, Started
 
 #: Host folders of sandboxes (the API socket, the owner), found and removed after a crash.
 SANDBOX_PREFIX = "vlanlb-sandbox-"
-#: Where the sandboxes' read-only image stores live on the host (one per stand-in recipe).
-IMAGE_CACHE = Path("/var/cache/vlanlb/sandbox-images")
-#: The name the documents use; the stand-in is stored under it.
-ALPINE = "docker.io/library/alpine:latest"
 #: A namespace inside the sandbox that holds the far ends of its NICs (carrier up).
 WIRE_NETNS = "vlanlb-wire"
-#: Capabilities that no namespace contains: no process of the sandbox has them.
-DROPPED_CAPABILITIES = (
-    "sys_module",
-    "sys_rawio",
-    "sys_boot",
-    "sys_time",
-    "syslog",
-    "mac_admin",
-    "mac_override",
-    "wake_alarm",
-    "block_suspend",
-    "audit_control",
-    "sys_pacct",
-    "perfmon",
-    "bpf",
-)
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: What a command inside starts with, as a root login would.
+ENVIRONMENT = {"PATH": SANDBOX_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
 #: Tools the sandbox needs from the host (apt package), besides podman.
 HOST_TOOLS = {
     "unshare": "util-linux",
-    "nsenter": "util-linux",
-    "setpriv": "util-linux",
     "crun": "crun",
     "ip": "iproute2",
 }
 START_TIMEOUT = 20.0
+#: /proc files runc masks in a container (runtime-spec's defaults): the host's timers, keys,
+#: memory and devices, none of which a workshop reads.
+MASKED_PROC_FILES = (
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "sysrq-trigger",
+)
+MASKED_PROC_FOLDERS = ("acpi", "asound", "scsi")
 
-# Runs as PID 1 of the new namespaces, before pivot_root: builds the sandbox's root, prints
-# "ready" and becomes its init. Arguments come through the environment (VLANLB_*).
+# Runs as PID 1 of the new namespaces (root of their user namespace), before pivot_root:
+# builds the sandbox's root, prints "ready" and becomes its init. Arguments come through the
+# environment (VLANLB_*).
 _SETUP = r"""
 set -eu
 R=$VLANLB_ROOT
+T=nosuid,nodev
 # Every file system of the sandbox is memory with a ceiling: a document that writes too much
 # meets "No space left on device" in the sandbox, not a host short of memory.
-mount -t tmpfs -o mode=755,size=1g sandbox "$R"
-mkdir -p "$R/.rw/usr" "$R/.rw/work" "$R/usr"
+mount -t tmpfs -o mode=755,size=1g,$T sandbox "$R"
+# The host's files in /usr belong to a uid that does not exist here, so the overlay cannot
+# copy them up: what the sandbox adds to /usr lives in folders that are its own from the start.
+mkdir -p "$R/.rw/usr/local/sbin" "$R/.rw/usr/local/bin" "$R/.rw/work" "$R/usr"
+for d in /usr/local/*; do
+    if [ -d "$d" ] && [ ! -L "$d" ]; then mkdir -p "$R/.rw$d"; fi
+done
+printf '%s' "$VLANLB_SUDO" > "$R/.rw/usr/local/sbin/sudo"
+chmod 755 "$R/.rw/usr/local/sbin/sudo"
 mount -t overlay overlay -o "lowerdir=/usr,upperdir=$R/.rw/usr,workdir=$R/.rw/work" "$R/usr"
 for d in bin sbin lib lib32 lib64 libx32; do
     if [ -L "/$d" ]; then cp -P "/$d" "$R/$d"
@@ -129,36 +144,44 @@ printf '%s' "$VLANLB_CONTAINERS_CONF" > "$R/etc/containers/containers.conf"
 printf '%s' "$VLANLB_STORAGE_CONF" > "$R/etc/containers/storage.conf"
 printf '%s' "$VLANLB_REGISTRIES_CONF" > "$R/etc/containers/registries.conf"
 printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$R/etc/containers/policy.json"
-mkdir -p "$R/usr/local/sbin"
-printf '%s' "$VLANLB_SUDO" > "$R/usr/local/sbin/sudo"
-chmod 755 "$R/usr/local/sbin/sudo"
-mount -t tmpfs -o mode=755,size=1m dev "$R/dev"
+mount -t tmpfs -o mode=755,size=1m,nosuid dev "$R/dev"
 for n in null zero full random urandom tty; do
     touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"
 done
 mkdir "$R/dev/pts" "$R/dev/shm" "$R/dev/mqueue"
-mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$R/dev/pts"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts "$R/dev/pts"
 ln -s pts/ptmx "$R/dev/ptmx"
-mount -t tmpfs -o mode=1777,size=64m shm "$R/dev/shm"
-mount -t mqueue mqueue "$R/dev/mqueue"
+mount -t tmpfs -o mode=1777,size=64m,$T shm "$R/dev/shm"
+mount -t mqueue -o $T,noexec mqueue "$R/dev/mqueue"
 ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"
 ln -s /proc/self/fd/1 "$R/dev/stdout"
 ln -s /proc/self/fd/2 "$R/dev/stderr"
-mount -t proc proc "$R/proc"
-# Kernel settings are global, but the network's are the sandbox's own.
-mount --bind "$R/proc/sys" "$R/proc/sys"
-mount -o remount,bind,ro "$R/proc/sys"
-mount --bind "$R/proc/sys/net" "$R/proc/sys/net"
-mount -o remount,bind,rw "$R/proc/sys/net"
-mount -t sysfs -o ro sysfs "$R/sys"
+# Kernel settings outside the sandbox's network belong to the host's user namespace: the
+# kernel refuses them to this root, so /proc/sys stays as it is (a read-only overmount would
+# also keep crun from mounting proc in containers).
+mount -t proc -o $T,noexec proc "$R/proc"
+for f in $VLANLB_MASKED_FILES; do
+    if [ -e "$R/proc/$f" ]; then mount --bind /dev/null "$R/proc/$f"; fi
+done
+for d in $VLANLB_MASKED_FOLDERS; do
+    if [ -d "$R/proc/$d" ]; then mount -t tmpfs -o ro,size=0,$T masked "$R/proc/$d"; fi
+done
+# sysfs is read-write as on a host: its files are the host's root's (refused to this root)
+# but for the sandbox's own network devices. `ip -n NS` and `ip netns exec` swap /sys for
+# their namespace's (unmount it, mount a new one, writable); in a user namespace the kernel
+# allows a new sysfs only while one not read-only stays in full view, so a second one does,
+# where nothing unmounts it.
+mount -t sysfs -o $T,noexec sysfs "$R/sys"
+mkdir -p "$R/.vlanlb/sys"
+mount -t sysfs -o $T,noexec sysfs "$R/.vlanlb/sys"
 # crun runs with cgroups disabled; it still wants to see a cgroup2 file system here.
-mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
-mount -t tmpfs -o mode=755,size=256m run "$R/run"
-mount -t tmpfs -o mode=1777,size=1g tmp "$R/tmp"
-mount -t tmpfs -o mode=700,size=4g storage "$R/var/lib/containers"
-mount --bind -o ro "$VLANLB_IMAGES" "$R/var/lib/vlanlb-images"
-mount -o remount,bind,ro "$R/var/lib/vlanlb-images"
+mount -t cgroup2 -o $T,noexec cgroup2 "$R/sys/fs/cgroup"
+mount -t tmpfs -o mode=755,size=256m,$T run "$R/run"
+mount -t tmpfs -o mode=1777,size=1g,$T tmp "$R/tmp"
+mount -t tmpfs -o mode=700,size=4g,$T storage "$R/var/lib/containers"
+# Bound read-only before this user namespace existed, so locked: `remount,rw` is refused.
+mount --bind "$VLANLB_IMAGES" "$R/var/lib/vlanlb-images"
 hostname "$VLANLB_HOSTNAME"
 ip link set lo up
 cd "$R"
@@ -173,7 +196,10 @@ for nic in $VLANLB_NICS; do
 done
 echo ready
 exec >/dev/null 2>&1 </dev/null
-exec bash -c 'trap "exit 0" TERM; while :; do sleep 86400 & wait $!; done'
+# The init: it reaps orphans and ignores every signal a process of the sandbox can send it
+# (a document's `kill 1` or `kill -INT 1`); only the runner ends it, with SIGKILL from outside.
+exec bash -c 'trap "" HUP INT QUIT TERM USR1 USR2 ALRM PIPE
+    while :; do sleep 86400 & wait $!; done'
 """.replace("WIRE_NETNS", WIRE_NETNS)
 
 # `sudo` as a student's VM has it: the sandbox is root already, so it runs the command as is.
@@ -230,18 +256,6 @@ def sandbox_containers_conf(network_backend: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-@functools.cache
-def bounding_set() -> str:
-    """setpriv's --bounding-set argument: the dropped capabilities this kernel knows (read
-    once: every command entering the sandbox uses it)."""
-    try:
-        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    except (OSError, ValueError):
-        last = 37
-    numbers = {"perfmon": 38, "bpf": 39}
-    return ",".join(f"-{c}" for c in DROPPED_CAPABILITIES if numbers.get(c, 0) <= last)
-
-
 def check_host_tools() -> None:
     missing = [(t, p) for t, p in HOST_TOOLS.items() if shutil.which(t) is None]
     if shutil.which("podman") is None:
@@ -256,12 +270,15 @@ def check_host_tools() -> None:
 
 @dataclass
 class Sandbox:
-    """One running throwaway host: its init's pid, its host folder and its API socket."""
+    """One running throwaway host: its init (by pidfd), its host folder, its API socket."""
 
     workdir: Path
     process: subprocess.Popen[bytes]
     init_pid: int
+    pidfd: int  # the init's: entering and killing go through it
     nics: tuple[str, ...]
+    cgroups: Cgroups = field(default_factory=Cgroups)
+    launcher: Launcher | None = None  # started with the sandbox (see `run`)
     service: subprocess.Popen[bytes] | None = None
     _listener: socket.socket | None = field(default=None, repr=False)
 
@@ -270,26 +287,24 @@ class Sandbox:
         return f"unix://{self.workdir / 'api.sock'}"
 
     def enter(self, *argv: str) -> list[str]:
-        """A command line that runs `argv` inside, with the sandbox's capabilities only."""
-        return [
-            "setpriv",
-            f"--bounding-set={bounding_set()}",
-            "nsenter",
-            f"--target={self.init_pid}",
-            "--all",
-            "--root",
-            "--wd",
-            *argv,
-        ]
+        """A command line that runs `argv` inside, through the gate; run it with
+        `popen` (or pass `pass_fds=(sandbox.pidfd,)`)."""
+        return enter_command(self.pidfd, self.cgroups, argv)
+
+    def run(self, argv: Sequence[str], **env: str) -> Started:
+        """A document's command started inside, its environment `environment(**env)`, its
+        stdout and stderr pipes: as `popen` does, without the gate's start each time."""
+        assert self.launcher is not None
+        return self.launcher.start(argv, self.environment(**env))
+
+    def popen(self, argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+        """`argv` run inside (`subprocess.Popen`'s options, pass_fds added to), through a
+        gate of its own: for what runs long (podman's service) or once."""
+        extra = tuple(options.pop("pass_fds", ()))
+        return subprocess.Popen(self.enter(*argv), pass_fds=(self.pidfd, *extra), **options)
 
     def environment(self, **extra: str) -> dict[str, str]:
-        return {
-            "PATH": SANDBOX_PATH,
-            "HOME": "/root",
-            "LANG": "C.UTF-8",
-            "USER": "root",
-            **extra,
-        }
+        return {**ENVIRONMENT, **extra}
 
     def client(self, timeout: float = 120.0) -> podman.PodmanClient:
         return podman.PodmanClient(base_url=self.api_url, timeout=timeout)
@@ -304,14 +319,15 @@ class Sandbox:
         log = (self.workdir / "service.log").open("wb")
         script = "LISTEN_PID=$$ LISTEN_FDS=1 exec podman system service --time=0"
         with log:
-            self.service = subprocess.Popen(
-                self.enter("sh", "-c", script),
+            self.service = self.popen(
+                ["sh", "-c", script],
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # The listening socket becomes fd 3 (LISTEN_FDS counts from there); 3 is kept
                 # open through the close of the other descriptors, which follows preexec_fn.
+                # The pidfd is never 3 (`_hold`).
                 pass_fds=(3, listener.fileno()),
                 preexec_fn=functools.partial(_as_fd_3, listener.fileno()),
             )
@@ -337,35 +353,70 @@ class Sandbox:
     def kill_processes(self, argv: Sequence[str]) -> list[int]:
         """Kill the sandbox's processes running `argv` (a probe a stopped `podman exec`
         started in a container: the stand-in's ping is a script, so its program may be an
-        interpreter's argument). Only the sandbox's own processes are looked at."""
+        interpreter's argument). Only the sandbox's own processes are looked at, each held by
+        a pidfd from the moment it is judged to the signal."""
         program, args = argv[0].rsplit("/", 1)[-1], list(argv[1:])
         killed = []
         for pid, cmdline in _processes():
-            if (
-                cmdline[len(cmdline) - len(args) :] == args
-                and any(
-                    w.rsplit("/", 1)[-1] == program for w in cmdline[: len(cmdline) - len(args)]
-                )
-                and _descends_from(pid, self.init_pid)
+            if cmdline[len(cmdline) - len(args) :] != args or not any(
+                w.rsplit("/", 1)[-1] == program for w in cmdline[: len(cmdline) - len(args)]
             ):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                continue
+            try:
+                held = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if _cmdline(pid) == cmdline and _descends_from(pid, self.init_pid):
+                    signal.pidfd_send_signal(held, signal.SIGKILL)
                     killed.append(pid)
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(held)
         return killed
 
     def close(self) -> None:
         """End every process of the sandbox; its mounts, links and storage go with them."""
+        if self.launcher is not None:
+            self.launcher.close()
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.init_pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        try:  # unshare reaps the init, then ends: no zombie is left to the host's pid 1
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-        self.process.wait()
+            self.process.wait()
         if self.service is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.service.wait(timeout=10)
         if self._listener is not None:
             self._listener.close()
+        os.close(self.pidfd)
+        self.cgroups.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def enter_command(pidfd: int, cgroups: Cgroups, argv: Sequence[str]) -> list[str]:
+    return gate_command("enter", str(pidfd), str(PROCESS_LIMIT), *cgroups.procs, "--", *argv)
+
+
+def enter_kept(run_id: str, argv: Sequence[str]) -> None:
+    """Replace this process with `argv` (a shell by default) inside a run's sandbox that is
+    still running (one kept with --vlanlb-keep): `vlanlb enter RUN`."""
+    for workdir in sandbox_base().glob(f"{SANDBOX_PREFIX}{run_id}-*"):
+        if (held := held_process(workdir / "init")) is None:
+            continue
+        paths: tuple[Path, ...] = ()
+        with contextlib.suppress(OSError):
+            paths = tuple(Path(p) for p in (workdir / "cgroups").read_text().split())
+        os.set_inheritable(held, True)
+        environment = {**ENVIRONMENT, "TERM": os.environ.get("TERM", "dumb")}
+        command = enter_command(held, Cgroups(paths), argv or ["bash", "-l"])
+        os.execve(command[0], command, environment)
+    raise PreflightError(
+        f"no running document sandbox of run {run_id} (`vlanlb cleanup --dry-run` lists them)"
+    )
 
 
 def _as_fd_3(fd: int) -> None:
@@ -388,27 +439,33 @@ def start_sandbox(
 ) -> Sandbox:
     """A new throwaway host with its own podman service; killed with the runner unless keep."""
     check_host_tools()
+    ids = id_range()
     base = sandbox_base()
     remove_stale_sandboxes(base)
     workdir = Path(tempfile.mkdtemp(prefix=f"{SANDBOX_PREFIX}{run_id}-", dir=base))
+    workdir.chmod(0o711)  # the sandbox's root passes through to root/, and sees nothing else
     (workdir / "owner").write_text(owner_token())
     if keep:
         (workdir / "keep").write_text("1")
     (workdir / "root").mkdir()
+    os.chown(workdir / "root", ids.base, ids.base)
+    (workdir / "images").mkdir()
+    cgroups = make_cgroups(workdir.name)
+    (workdir / "cgroups").write_text("".join(f"{p}\n" for p in cgroups.paths))
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "VLANLB_ROOT": str(workdir / "root"),
-        "VLANLB_IMAGES": str(image_store),
+        "VLANLB_IMAGES": str(workdir / "images"),
         "VLANLB_NICS": " ".join(nics),
         "VLANLB_HOSTNAME": "vlanlb-sandbox",
         "VLANLB_CONTAINERS_CONF": sandbox_containers_conf(network_backend),
         "VLANLB_STORAGE_CONF": _STORAGE,
         "VLANLB_REGISTRIES_CONF": _REGISTRIES,
         "VLANLB_SUDO": _SUDO,
+        "VLANLB_MASKED_FILES": " ".join(MASKED_PROC_FILES),
+        "VLANLB_MASKED_FOLDERS": " ".join(MASKED_PROC_FOLDERS),
     }
     command = [
-        "setpriv",
-        f"--bounding-set={bounding_set()}",
         "unshare",
         "--mount",
         "--net",
@@ -423,32 +480,48 @@ def start_sandbox(
         "-c",
         _SETUP,
     ]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        # unshare ignores SIGTERM while it waits: the parent-death signal must be SIGKILL.
-        preexec_fn=None if keep else kill_with_parent,
-    )
+
+    def failed(detail: str) -> PreflightError:
+        cgroups.remove(timeout=2)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return PreflightError(
+            "document mode could not make its sandbox (user, mount, network and pid "
+            f"namespaces): {detail}"
+        )
+
+    try:
+        process = spawn_mapped(
+            command,
+            ids,
+            cgroups,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            die_with_us=not keep,
+            lock_read_only=((image_store, workdir / "images"),),
+        )
+    except PreflightError as exc:
+        raise failed(str(exc)) from None
     _record(workdir / "pid", process.pid)
     assert process.stdout is not None
     line = process.stdout.readline().decode(errors="replace").strip()
     if line != "ready":
         process.kill()
         _, err = process.communicate()
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise PreflightError(
-            "document mode could not make its sandbox (mount, network and pid namespaces): "
-            + (err.decode(errors="replace").strip()[-1500:] or f"setup said {line!r}")
-        )
+        raise failed(err.decode(errors="replace").strip()[-1500:] or f"setup said {line!r}")
     process.stdout.close()
     init_pid = _child_of(process.pid)
-    sandbox = Sandbox(workdir, process, init_pid, nics)
+    pidfd = _hold(init_pid)
+    if _child_of(process.pid) != init_pid:  # it was still unshare's only child when held
+        os.close(pidfd)
+        process.kill()
+        process.wait()
+        raise failed("its init ended as it started")
+    sandbox = Sandbox(workdir, process, init_pid, pidfd, nics, cgroups)
     _record(workdir / "init", init_pid)
     try:
+        if not keep:  # a kept sandbox outlives this process: it is entered by `vlanlb enter`
+            sandbox.launcher = Launcher(pidfd, cgroups)
         sandbox.start_service()
     except BaseException:
         sandbox.close()
@@ -456,13 +529,28 @@ def start_sandbox(
     return sandbox
 
 
+def _hold(pid: int) -> int:
+    """A pidfd for `pid`, numbered 10 or above (fd 3 is the API socket's, see start_service)."""
+    raw = os.pidfd_open(pid)
+    try:
+        return fcntl.fcntl(raw, fcntl.F_DUPFD_CLOEXEC, 10)
+    finally:
+        os.close(raw)
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
 def _processes() -> list[tuple[int, list[str]]]:
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                raw = (entry / "cmdline").read_bytes()
-                found.append((int(entry.name), raw.decode(errors="replace").split("\0")[:-1]))
+        if entry.name.isdigit() and (cmdline := _cmdline(int(entry.name))) is not None:
+            found.append((int(entry.name), cmdline))
     return found
 
 
@@ -518,66 +606,27 @@ def _record(path: Path, pid: int) -> None:
     path.write_text(f"{pid}:{process_start_time(pid)}")
 
 
+def held_process(record: Path) -> int | None:
+    """A pidfd for the process a record names, if it is still that process (the pid is
+    held first, then its start time compared: a pid reused since is not ours)."""
+    try:
+        pid, start = record.read_text().split(":")
+        held = os.pidfd_open(int(pid))
+    except (OSError, ValueError):
+        return None
+    if process_start_time(int(pid)) != start:
+        os.close(held)
+        return None
+    return held
+
+
 def kill_sandbox(workdir: Path) -> None:
     for name in ("init", "pid"):
-        with contextlib.suppress(OSError, ValueError):
-            pid, start = (workdir / name).read_text().split(":")
-            if process_start_time(int(pid)) == start:
-                os.kill(int(pid), signal.SIGKILL)
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-# --- the images the sandbox starts with ------------------------------------------------------
-
-
-def image_store(standin: str, image_id: str = "") -> Path:
-    """Where the sandboxes' store for this stand-in lives: by its tag (a hash of its recipe),
-    and by its image id too when it derives from an image of the user's (which may change
-    under the same name)."""
-    return IMAGE_CACHE / (standin.rpartition(":")[2] + (f"-{image_id[:12]}" if image_id else ""))
-
-
-def ready_store(store: Path) -> Path | None:
-    """The store's storage folder, if it was made completely."""
-    return store / "storage" if (store / "ready").exists() else None
-
-
-def ensure_image_store(client: podman.PodmanClient, standin: str, store: Path) -> Path:
-    """A read-only image store for sandboxes, holding the stand-in as `alpine` (made once,
-    about 5 s: a `podman save` and a load into a store of its own)."""
-    if ready := ready_store(store):
-        return ready
-    image = client.images.get(standin)
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    with (IMAGE_CACHE / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs at once: the second waits, then reuses
-        if ready := ready_store(store):
-            return ready
-        shutil.rmtree(store, ignore_errors=True)
-        with tempfile.TemporaryDirectory(prefix="vlanlb-store-") as tmp:
-            archive = Path(tmp) / "image.tar"
-            with archive.open("wb") as out:
-                for chunk in image.save(named=True):
-                    out.write(chunk)
-            runroot = Path(tmp) / "run"
-            base = ["podman", "--root", str(store / "storage"), "--runroot", str(runroot)]
-            base += ["--storage-driver", "overlay"]
-            # A store of our own is made with the CLI: the API serves only its own store.
-            for args in (["load", "-q", "-i", str(archive)], ["tag", standin, ALPINE]):
-                result = subprocess.run([*base, *args], capture_output=True, text=True, check=False)
-                if result.returncode != 0:
-                    shutil.rmtree(store, ignore_errors=True)
-                    raise PreflightError(
-                        f"preparing the sandbox's images failed: {result.stderr.strip()}"
-                    )
-        (store / "ready").write_text(standin)
-        for old in IMAGE_CACHE.iterdir():
-            if old.is_dir() and old != store:
-                _remove_store(old)
-    return store / "storage"
-
-
-def _remove_store(store: Path) -> None:
-    # Overlay layers may still be mounted by a sandbox that is running: leave those.
+        if (held := held_process(workdir / name)) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(held, signal.SIGKILL)
+            os.close(held)
     with contextlib.suppress(OSError):
-        shutil.rmtree(store)
+        paths = (workdir / "cgroups").read_text().split()
+        Cgroups(tuple(Path(p) for p in paths)).remove(timeout=5)
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -1,17 +1,17 @@
 """What a document run could change on the host, read from the host itself: podman's
-containers, networks and images; links; the firewall; mounts; processes; sandbox folders."""
+containers, networks and images; links; the firewall; mounts; processes; sandbox folders and
+cgroups."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_vlanlb.document.confinement import id_range
 from pytest_vlanlb.document.sandbox import SANDBOX_PREFIX, sandbox_base
-
-#: Processes of a document sandbox as the host sees them (its unshare, nsenter, setpriv).
-SANDBOX_PROCESSES = ("unshare", "nsenter", "setpriv")
 
 
 def _lines(*argv: str) -> list[str]:
@@ -20,16 +20,31 @@ def _lines(*argv: str) -> list[str]:
 
 
 def sandbox_processes() -> list[str]:
+    """Processes of document sandboxes as the host sees them: every one runs as a uid of the
+    sandboxes' range (their root and everything it starts, the gate included)."""
+    ids = id_range()
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
+            status = (proc / "status").read_text()
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].decode(errors="replace").rsplit("/", 1)[-1] in SANDBOX_PROCESSES:
+        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[2])
+        if ids.overlaps(uid, 1):
             found.append(f"{proc.name} {b' '.join(argv).decode(errors='replace').strip()}")
+    return found
+
+
+def sandbox_cgroups() -> list[str]:
+    """Cgroups of document sandboxes (where the host let them be made), anywhere in the
+    hierarchies (v1: under the runner's own cgroup)."""
+    found = []
+    for root, folders, _ in os.walk("/sys/fs/cgroup"):
+        found += [f"{root}/{f}" for f in folders if f.startswith(SANDBOX_PREFIX)]
+        folders[:] = [f for f in folders if not f.startswith(SANDBOX_PREFIX)]
     return found
 
 
@@ -43,16 +58,17 @@ class HostState:
     mounts: tuple[str, ...]
     processes: tuple[str, ...]
     sandboxes: tuple[str, ...]
+    cgroups: tuple[str, ...]
     names: tuple[str, ...]  # hostname and NIS domain name
 
     def differences(self, later: HostState) -> dict[str, tuple[set[str], set[str]]]:
-        """field -> (gone, new), for each field that changed. A sandbox folder that is gone
-        is a dead run's, swept by this one as designed (tests/unit/test_sandbox.py proves the
-        sweep leaves live and kept ones): only a new one is a leftover."""
+        """field -> (gone, new), for each field that changed. A sandbox folder or cgroup that
+        is gone is a dead run's, swept by this one as designed (tests/unit/test_sandbox.py
+        proves the sweep leaves live and kept ones): only a new one is a leftover."""
         changed = {}
         for name in self.__dataclass_fields__:
             before, after = set(getattr(self, name)), set(getattr(later, name))
-            if name == "sandboxes":
+            if name in ("sandboxes", "cgroups"):
                 before &= after  # gone: swept, not left
             if before != after:
                 changed[name] = (before - after, after - before)
@@ -84,6 +100,7 @@ def host_state() -> HostState:
         ),
         processes=tuple(sandbox_processes()),
         sandboxes=tuple(p.name for p in sandbox_base().glob(f"{SANDBOX_PREFIX}*")),
+        cgroups=tuple(sandbox_cgroups()),
         names=tuple(
             Path(f"/proc/sys/kernel/{n}").read_text().strip() for n in ("hostname", "domainname")
         ),

@@ -140,7 +140,7 @@ def test_a_stopped_probes_processes_in_the_sandbox_are_killed_and_no_others(tmp_
             return found
 
         assert wait_until(lambda: bool(children()), timeout=5)
-        box = Sandbox(tmp_path, inside, inside.pid, ())  # type: ignore[arg-type]
+        box = Sandbox(tmp_path, inside, inside.pid, -1, ())  # type: ignore[arg-type]
         (target,) = children()
         assert box.kill_processes(["ping", "31.5"]) == [target]
         assert wait_until(lambda: not children(), timeout=5)

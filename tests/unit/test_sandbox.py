@@ -1,5 +1,5 @@
-"""The document sandbox's parts that need no namespace: its settings, its capability set,
-the sweep of dead sandboxes' folders, the image store's place, the host tools it needs."""
+"""The document sandbox's parts that need no namespace: its settings, the sweep of dead
+sandboxes' folders, the image store's place, the host tools it needs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from pytest_vlanlb.document import sandbox
+from pytest_vlanlb.document.confinement import IdRange
+from pytest_vlanlb.document.store import IMAGE_CACHE, image_store
 from pytest_vlanlb.errors import PreflightError
 from pytest_vlanlb.naming import owner_token, process_start_time
 
@@ -23,28 +25,13 @@ def test_podman_in_the_sandbox_never_pulls_and_writes_no_cgroup():
     assert "network_backend" not in sandbox.sandbox_containers_conf(None)
 
 
-def test_what_no_namespace_contains_is_dropped_from_the_bounding_set():
-    dropped = sandbox.bounding_set().split(",")
-    assert {"-sys_module", "-sys_rawio", "-sys_boot", "-sys_time"} <= set(dropped)
-    # What podman, netavark and the documents need stays: mounts, networks, chroot, mknod.
-    assert not {"-sys_admin", "-net_admin", "-sys_chroot", "-mknod"} & set(dropped)
-
-
-def test_setpriv_accepts_the_bounding_set():
-    result = subprocess.run(
-        ["setpriv", f"--bounding-set={sandbox.bounding_set()}", "true"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def test_the_image_store_is_found_by_recipe_and_by_image_id_for_a_users_image():
-    store = sandbox.image_store("localhost/vlanlb-alpine:1b655cd89672")
-    assert store == sandbox.IMAGE_CACHE / "1b655cd89672"
-    users = sandbox.image_store("localhost/vlanlb-alpine:abc", "0123456789abcdef")
-    assert users.name == "abc-0123456789ab"
+def test_the_image_store_is_found_by_recipe_by_image_id_and_by_owner():
+    ids = IdRange(0x70000000)
+    store = image_store("localhost/vlanlb-alpine:1b655cd89672", ids=ids)
+    assert store == IMAGE_CACHE / "1b655cd89672-u1879048192"
+    users = image_store("localhost/vlanlb-alpine:abc", "0123456789abcdef", ids=ids)
+    assert users.name == "abc-0123456789ab-u1879048192"
+    assert image_store("localhost/vlanlb-alpine:abc", ids=IdRange(200000)).name == "abc-u200000"
 
 
 def make_folder(base, name, owner, *, keep=False, processes=()):
