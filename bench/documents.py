@@ -31,21 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_vlanlb.document.mapping import (  # noqa: E402
-    Action,
-    RunContext,
-    document_nics,
-    plan_command,
-)
+from pytest_vlanlb.document.mapping import Action, RunContext, document_nics, plan_command  # noqa: E402
 from pytest_vlanlb.document.markdown import Document, Section, load_document  # noqa: E402
 from pytest_vlanlb.document.runner import is_runnable, typed_commands  # noqa: E402
-from pytest_vlanlb.document.sandbox import (  # noqa: E402
-    WIRE_NETNS,
-    start_sandbox,
-)
-from pytest_vlanlb.naming import RunNames  # noqa: E402
-from pytest_vlanlb.session import document_image_store  # noqa: E402
-from pytest_vlanlb.wires import kernel_supports_8021q  # noqa: E402
+from pytest_vlanlb.document.sandbox import WIRE_NETNS, start_sandbox  # noqa: E402
+from pytest_vlanlb.document.store import document_image_store  # noqa: E402
+from pytest_vlanlb.host.naming import RunNames  # noqa: E402
+from pytest_vlanlb.host.wires import kernel_supports_8021q  # noqa: E402
 
 TARGET = 0.3  # document mode at most 0.3 of the plain script (its waits settled early)
 LIMIT = 15  # seconds per command, as document mode's default --vlanlb-doc-timeout

@@ -40,9 +40,9 @@ from grading.conftest import (  # noqa: E402  (the student-like labs of the grad
 from grading.workshop import USUAL, VARIANTS  # noqa: E402
 from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
-from pytest_vlanlb.image import ImageRecipe, import_rootfs  # noqa: E402
-from pytest_vlanlb.podman_service import PodmanService, start_service  # noqa: E402
-from pytest_vlanlb.sweep import remove_leftovers  # noqa: E402
+from pytest_vlanlb.host.image import ImageRecipe, import_rootfs  # noqa: E402
+from pytest_vlanlb.host.sweep import remove_leftovers  # noqa: E402
+from pytest_vlanlb.podman.api import PodmanService, start_service  # noqa: E402
 
 TARGET_SECONDS = 40.0
 PAGE_TARGET = 2.0

@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
-from pytest_vlanlb.image import ImageRecipe  # noqa: E402
+from pytest_vlanlb.host.image import ImageRecipe  # noqa: E402
 
 RATIO_TARGET = 0.7
 BUILD_TARGET = 2.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_vlanlb.waiting import wait_until
+from pytest_vlanlb.util.waiting import wait_until
 
 DRAIN_SECONDS = 60.0
 

@@ -17,12 +17,12 @@ from .errors import VlanlbError
 if TYPE_CHECKING:
     from .document.items import DocumentSession
     from .grading import Environment, GradeReport
-    from .lab import Lab
-    from .layers import LayerStack
-    from .node import Node
-    from .podman_service import PodmanService
-    from .session import LabConfig
-    from .topology import Topology
+    from .lab.build import Lab
+    from .lab.layers import LayerStack
+    from .lab.node import Node
+    from .lab.run import LabConfig
+    from .model.topology import Topology
+    from .podman.api import PodmanService
 
 # What a run keeps on its config (pytest's stash), each set once.
 _TOPOLOGY: pytest.StashKey[Topology] = pytest.StashKey()
@@ -194,7 +194,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if _explicit(config, "topology"):
             _topology(config)  # a bad topology is a usage error before anything runs
         if _option(config, "network_backend") == "cni" and not _option(config, "url"):
-            from .podman_service import check_cni_built
+            from .podman.api import check_cni_built
 
             check_cni_built()  # podman 5 usually has none: one line, not an error per test
         documents = _documents(config)
@@ -299,7 +299,7 @@ def _environments(config: pytest.Config) -> list[Environment]:
 def _topology(config: pytest.Config) -> Topology:
     """The run's topology, read when first needed (YAML is not imported otherwise)."""
     if _TOPOLOGY not in config.stash:
-        from .topology import load_topology, resolve_topology, topology_dirs
+        from .model.topology import load_topology, resolve_topology, topology_dirs
 
         dirs = topology_dirs(Path(config.rootpath))
         name = _option(config, "topology") or "basic"
@@ -376,7 +376,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if config.option.collectonly or _DOCUMENTS in config.stash or _GRADE in config.stash:
         return
     if any(_uses_lab(item) for item in session.items):
-        from .session import preflight
+        from .host.preflight import preflight
 
         try:
             preflight()
@@ -429,7 +429,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and watch is not None and _uses_lab(item):
         # A failure may be the lab breaking (a node killed, the service gone): ask once.
         if watch.broken is None:
-            from .health import lab_breakage
+            from .lab.health import lab_breakage
 
             watch.broken = lab_breakage(watch.lab, watch.service)
         if watch.broken:
@@ -464,7 +464,7 @@ def vlanlb_topology(pytestconfig: pytest.Config) -> Topology:
 @pytest.fixture(scope="session")
 def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> LabConfig:
     """How the lab is built: topology, image, podman URL, wire kind, keep."""
-    from .session import LabConfig
+    from .lab.run import LabConfig
 
     return LabConfig(
         topology=vlanlb_topology,
@@ -480,7 +480,8 @@ def vlanlb_config(pytestconfig: pytest.Config, vlanlb_topology: Topology) -> Lab
 @pytest.fixture(scope="session")
 def vlanlb_podman(vlanlb_config: LabConfig) -> Iterator[PodmanService]:
     """The podman API service (its `.url`, `.client()`); started for the session if needed."""
-    from .session import podman_service, preflight
+    from .host.preflight import preflight
+    from .podman.api import podman_service
 
     preflight()
     config = vlanlb_config
@@ -493,7 +494,7 @@ def vlanlb_lab(
     pytestconfig: pytest.Config, vlanlb_config: LabConfig, vlanlb_podman: PodmanService
 ) -> Iterator[Lab]:
     """The whole lab, built once per session and removed at its end (unless --vlanlb-keep)."""
-    from .session import running_lab
+    from .lab.run import running_lab
 
     with running_lab(vlanlb_config, vlanlb_podman, _progress(pytestconfig)) as lab:
         pytestconfig.stash[_WATCH] = LabWatch(lab, vlanlb_podman)
@@ -548,7 +549,7 @@ def vlanlb_layers(request: pytest.FixtureRequest, vlanlb_lab: Lab) -> Iterator[L
     for marker in request.node.iter_markers("vlanlb"):
         names += list(marker.kwargs.get("layers", ()))
     names += list(getattr(request, "param", None) or ())
-    from .layers import LayerStack
+    from .lab.layers import LayerStack
 
     stack = LayerStack(vlanlb_lab)
     try:
@@ -579,7 +580,7 @@ vlanlb_snat = _layer_fixture("snat", "Step 5: MASQUERADE toward b:80 in nat POST
 def vlanlb_service(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) -> str:
     """kube-proxy's rules for the Service; parametrize indirectly with service (iptables mode,
     Cluster; the default), service:local, service:nftables or service:nftables:local."""
-    from .layers import SERVICE_VARIANTS
+    from .lab.layers import SERVICE_VARIANTS
 
     name = str(getattr(request, "param", "service"))
     if name not in SERVICE_VARIANTS:
@@ -592,7 +593,7 @@ def vlanlb_service(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) ->
 @pytest.fixture
 def vlanlb_firewall(request: pytest.FixtureRequest, vlanlb_layers: LayerStack) -> str:
     """Step 2's firewall; parametrize indirectly with workshop, dnat-aware (default) or none."""
-    from .layers import FIREWALL_VARIANTS
+    from .lab.layers import FIREWALL_VARIANTS
 
     variant = str(getattr(request, "param", "dnat-aware"))
     if variant not in FIREWALL_VARIANTS:

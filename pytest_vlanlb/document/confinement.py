@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import PreflightError
-from ..processes import kill_with_parent
-from ..waiting import wait_until
+from ..util.processes import kill_with_parent
+from ..util.waiting import wait_until
 from . import gate
 
 GATE = Path(gate.__file__)

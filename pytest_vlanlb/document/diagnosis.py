@@ -10,67 +10,37 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import podman
 from podman.errors import APIError, NotFound
 
-from ..counters import Move, diff, explain, parse_counters
-from ..lookup import container_named
-from ..node import exec_in
+from ..observation.counters import Move, diff, explain, snapshot
+from ..podman.container import Container
+from ..podman.lookup import container_named
+from .settling import Readings
 
 if TYPE_CHECKING:
-    from .runner import Outcome, Written
+    from .model import Written
 
 #: Matches iptables-save adds to a rule that a document need not type.
 _CANONICAL = {"-m tcp", "-m udp"}
 
 
-def judge(outcome: Outcome, resolve: Callable[[str], str]) -> None:
-    """Whether the command did what the text says: its status, and each promise."""
-    observed, typed = outcome.observed, outcome.typed
-    assert observed is not None
-    expects_failure = any(p.expects_failure for p in typed.promises)
-    if expects_failure:
-        outcome.expected_status = "a failure (the document says so)"
-        outcome.status_ok = observed.status != 0
-    elif typed.command.may_fail:
-        outcome.expected_status = "any (the document discards its errors)"
-        outcome.status_ok = not observed.timed_out
-    else:
-        outcome.expected_status = "exit status 0"
-        outcome.status_ok = observed.status == 0
-        if observed.status not in (0, None) and not outcome.plan.notes:
-            # Not for a command the runner rewrote (apk add -> a tool check): its failure says
-            # the image lacks the tool, which nothing here can install; no text allows that.
-            output = observed.stdout + observed.stderr
-            outcome.allowed = next(
-                (a for a in typed.allowances if a.covers(typed.source, output)), None
-            )
-            outcome.status_ok = outcome.allowed is not None
-    outcome.checks = [(p, p.check(observed, resolve)) for p in typed.promises]
+def read_counters(client: podman.PodmanClient, routers: list[str]) -> Readings:
+    """The routers' counters as the lab's tests and the grader read them (nft included), one
+    exec per command: no shell of ours stays in a document's container."""
+    readings: Readings = {}
+    for name in routers:
+        try:
+            router = Container(container_named(client, name), shells=False)
+            readings[name] = snapshot(router) if router.has_command("iptables-save") else None
+        except (NotFound, APIError):
+            readings[name] = None
+    return readings
 
 
-def router_dump(client: podman.PodmanClient, name: str) -> str | None:
-    """A router's `iptables-save -c`, or None where it cannot be read."""
-    try:
-        container = container_named(client, name)
-        result = exec_in(container, ["iptables-save", "-c"])
-    except (NotFound, APIError):
-        return None
-    return result.stdout if result.ok else None
-
-
-def read_dumps(client: podman.PodmanClient, routers: list[str]) -> dict[str, str | None]:
-    return {router: router_dump(client, router) for router in routers}
-
-
-def diagnose(
-    before: dict[str, str | None],
-    after: dict[str, str | None],
-    written: list[Written],
-) -> list[str]:
+def diagnose(before: Readings, after: Readings, written: list[Written]) -> list[str]:
     """What the routers' counters saw while the failed probe ran: where its packets went,
     which step wrote the rule that took them, and the fix."""
     lines = []
@@ -79,7 +49,7 @@ def diagnose(
         if old is None or new is None:
             lines.append(f"{router}: its packet counters cannot be read (iptables-save)")
             continue
-        moves = diff(parse_counters(old), parse_counters(new))
+        moves = diff(old, new)
         lines.append(f"{router} counters while it ran: {explain(moves)}")
         lines += blame(moves, written)
     return lines

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from ..errors import PreflightError, VlanlbError
-from ..podman_service import service_version
-from ..session import document_image_store, preflight
+from ..host.preflight import preflight
+from ..podman.api import service_version
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
+from .model import StepVerdict
 from .report import as_data, describe
-from .runner import DocumentRun, StepVerdict, is_runnable, typed_commands
+from .runner import DocumentRun, is_runnable, typed_commands
+from .store import document_image_store
 
 STEP_PROPERTY = "vlanlb_document_step"
 

@@ -27,17 +27,9 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .shell import Command, Simple, Word
+from ..model.commands import alpine_tools
+from .bash import Command, Simple, Word
 
-#: What `apk add PKG` brings that the workshop uses (alpine package -> commands).
-APK_TOOLS: dict[str, tuple[str, ...]] = {
-    "iptables": ("iptables", "iptables-save"),
-    "curl": ("curl",),
-    "busybox-extras": ("nc",),
-    "iproute2": ("ip",),
-    "iputils": ("ping",),
-    "bind-tools": ("dig",),
-}
 #: Commands that send traffic: their targets must be inside the lab.
 TRAFFIC_TOOLS = {
     "ping",
@@ -235,9 +227,9 @@ def _plan_inside(
             raise Skip(f"`{' '.join(values)}` needs alpine's package registry (there is none here)")
         tools: list[str] = []
         for package in packages[1:]:
-            if package not in APK_TOOLS:
+            if not alpine_tools(package):
                 raise Refused(f"apk package {package!r}: the runner does not know its tools")
-            tools += APK_TOOLS[package]
+            tools += alpine_tools(package)
         check = (
             "for t in "
             + " ".join(tools)

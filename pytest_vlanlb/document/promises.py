@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..observation.addresses import parse_ip_addr
+from .bash import Command
 from .markdown import Fence, Prose
-from .shell import Command
 
 Resolve = Callable[[str], str]  # a document's word -> this run's (names, $IF)
 
@@ -242,7 +243,10 @@ class AddressesOn(Promise):
     vocabulary: frozenset[str] = frozenset()  # the document's own interface words
 
     def check(self, observed: Observed, resolve: Resolve) -> Check:
-        found = interface_addresses(observed.stdout)
+        found = {
+            name: [str(a.ip) for a in addresses]
+            for name, addresses in parse_ip_addr(observed.stdout).items()
+        }
         shapes = {re.sub(r"\d+", "#", name) for name in found}
         known = {resolve(word) for word in self.vocabulary}
         wrong: list[str] = []
@@ -307,19 +311,6 @@ class ExactOutput(Promise):
         if observed.timed_out and not got:
             return Check(False, f"no output: {observed.no_result}")
         return Check(False, f"output {got[:300]!r} instead of {want!r}")
-
-
-def interface_addresses(ip_addr_output: str) -> dict[str, list[str]]:
-    """`ip addr` (iproute2 or busybox) -> interface -> IPv4 addresses."""
-    found: dict[str, list[str]] = {}
-    current = ""
-    for line in ip_addr_output.splitlines():
-        if header := re.match(r"^\d+:\s+([^:@\s]+)", line):
-            current = header[1]
-            found.setdefault(current, [])
-        elif inet := re.match(r"^\s+inet\s+(\d+\.\d+\.\d+\.\d+)", line):
-            found.setdefault(current, []).append(inet[1])
-    return found
 
 
 @dataclass

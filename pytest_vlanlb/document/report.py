@@ -6,7 +6,7 @@ from typing import Any
 
 from .diagnosis import one_line
 from .mapping import Action
-from .runner import Outcome, StepVerdict
+from .model import Outcome, StepVerdict
 
 OUTPUT_LINES = 12  # of each command's output, in the report
 

@@ -19,36 +19,31 @@ import selectors
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import podman
 from podman.errors import APIError, NotFound
 
 from ..errors import PreflightError
-from ..lookup import container_named
-from ..naming import RunNames
-from ..session import kept_message
-from ..wires import kernel_supports_8021q
-from .diagnosis import diagnose, judge, read_dumps
+from ..host.naming import RunNames, kept_message
+from ..host.wires import kernel_supports_8021q
+from ..podman.lookup import container_named
+from .bash import ShellSyntaxError, split_commands
+from .diagnosis import diagnose, read_counters
 from .launcher import SandboxEnded, Started
-from .mapping import Action, Plan, RuleWrite, RunContext, interface_vocabulary, plan_command
+from .mapping import Action, Plan, RunContext, interface_vocabulary, plan_command
 from .markdown import Document, Element, Fence, Prose, Section
+from .model import Outcome, StepVerdict, Typed, Written, judge
 from .promises import (
     Check,
     Observed,
-    Promise,
     expected_block,
     read_command,
     read_prose,
     running_containers,
 )
-from .sandbox import (
-    WIRE_NETNS,
-    start_sandbox,
-)
+from .sandbox import WIRE_NETNS, start_sandbox
 from .settling import Settled, Watch
-from .shell import Command, ShellSyntaxError, split_commands
 from .tolerance import Allowance, allowance, first_allowance
 
 Progress = Callable[[str], None]
@@ -72,65 +67,6 @@ __vlanlb_save() {
 trap __vlanlb_save EXIT
 eval "$__vlanlb_command"
 """
-
-
-@dataclass
-class Typed:
-    """One command of a step, with everything the document says about it."""
-
-    document: str
-    section: str
-    line: int  # in the document
-    block: Fence
-    command: Command
-    promises: list[Promise] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
-    needs_internet: bool = False
-    not_understood: list[str] = field(default_factory=list)
-    #: Where the text lets this command fail (nearest words first).
-    allowances: list[Allowance] = field(default_factory=list)
-
-    @property
-    def source(self) -> str:
-        return self.command.text
-
-
-@dataclass
-class Outcome:
-    """What happened to one typed command."""
-
-    typed: Typed
-    plan: Plan
-    observed: Observed | None = None
-    status_ok: bool = True
-    expected_status: str = ""
-    checks: list[tuple[Promise, Check]] = field(default_factory=list)
-    diagnosis: list[str] = field(default_factory=list)
-    allowed: Allowance | None = None  # the words that let its failure pass
-
-    @property
-    def failed(self) -> bool:
-        return (
-            self.plan.action is Action.REFUSED
-            or not self.status_ok
-            or any(not check.ok for _, check in self.checks)
-        )
-
-
-@dataclass
-class StepVerdict:
-    document: str
-    section: Section
-    outcomes: list[Outcome] = field(default_factory=list)
-    prerequisites: list[tuple[str, Check]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not any(o.failed for o in self.outcomes) and all(c.ok for _, c in self.prerequisites)
-
-    @property
-    def all_skipped(self) -> bool:
-        return bool(self.outcomes) and all(o.plan.action is Action.SKIP for o in self.outcomes)
 
 
 def typed_commands(document: Document, section: Section) -> list[Typed]:
@@ -211,15 +147,6 @@ def prerequisite_containers(section: Section) -> tuple[str, ...]:
     if section.id != "prerequisites":
         return ()
     return running_containers([e for e in section.elements if isinstance(e, Prose)])
-
-
-@dataclass
-class Written:
-    """A rule some step wrote, to name it when its counter explains a failure."""
-
-    rule: RuleWrite
-    where: str  # "k8s_lb_ja.md::step-2 line 86"
-    source: str
 
 
 #: How often a running command's output is looked at (for `settling`).
@@ -318,8 +245,10 @@ class DocumentRun:
                     typed.promises,
                     # A probe the text lets fail is never stopped as failed: it ends itself.
                     expects_success=not (typed.command.may_fail or typed.allowances),
-                    read_counters=(lambda: read_dumps(self.client, routers)) if probing else None,
-                    before=read_dumps(self.client, routers) if probing else None,
+                    read_counters=(lambda: read_counters(self.client, routers))
+                    if probing
+                    else None,
+                    before=read_counters(self.client, routers) if probing else None,
                 )
             observed = self.execute(plan.script, watch=watch)
         outcome.observed = observed
@@ -328,7 +257,7 @@ class DocumentRun:
             self.written.append(Written(plan.rule, where, typed.source))
         judge(outcome, self.context.resolve)
         if outcome.failed and watch is not None and watch.before:
-            after = watch.after or read_dumps(self.client, routers)
+            after = watch.after or read_counters(self.client, routers)
             outcome.diagnosis = diagnose(watch.before, after, self.written)
         return outcome
 

@@ -57,16 +57,11 @@ from typing import Any
 import podman
 
 from ..errors import PreflightError
-from ..naming import owner_is_alive, owner_token, process_start_time
-from ..waiting import wait_until
-from .confinement import (
-    PROCESS_LIMIT,
-    Cgroups,
-    gate_command,
-    id_range,
-    make_cgroups,
-    spawn_mapped,
-)
+from ..host.setup import missing_tools
+from ..podman.settings import DEFAULT_ULIMITS, containers_conf
+from ..util.owners import claim, dead_owners, process_start_time
+from ..util.waiting import wait_until
+from .confinement import PROCESS_LIMIT, Cgroups, gate_command, id_range, make_cgroups, spawn_mapped
 from .launcher import Launcher, Started
 
 #: Host folders of sandboxes (the API socket, the owner), found and removed after a crash.
@@ -76,12 +71,8 @@ WIRE_NETNS = "vlanlb-wire"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: What a command inside starts with, as a root login would.
 ENVIRONMENT = {"PATH": SANDBOX_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
-#: Tools the sandbox needs from the host (apt package), besides podman.
-HOST_TOOLS = {
-    "unshare": "util-linux",
-    "crun": "crun",
-    "ip": "iproute2",
-}
+#: Tools the sandbox needs from the host.
+HOST_TOOLS = ("podman", "unshare", "crun", "ip")
 START_TIMEOUT = 20.0
 #: /proc files runc masks in a container (runtime-spec's defaults): the host's timers, keys,
 #: memory and devices, none of which a workshop reads.
@@ -240,32 +231,24 @@ def sandbox_containers_conf(network_backend: str | None) -> str:
     podman does: those defaults are what a student's containers get (podman 5's and Debian's
     drop NET_RAW and let root's group ping through ICMP datagram sockets, for example).
     CONTAINERS_CONF would replace them instead."""
-    lines = [
-        "[containers]",
-        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
-        'cgroups = "disabled"',
-        "[engine]",
-        'runtime = "crun"',
-        'cgroup_manager = "cgroupfs"',
-        'events_logger = "file"',
-        "stop_timeout = 0",
-        'pull_policy = "never"',
-    ]
-    if network_backend is not None:
-        lines += ["[network]", f'network_backend = "{network_backend}"']
-    return "\n".join(lines) + "\n"
+    return containers_conf(
+        {
+            "containers": {"default_ulimits": DEFAULT_ULIMITS, "cgroups": "disabled"},
+            "engine": {
+                "runtime": "crun",
+                "cgroup_manager": "cgroupfs",
+                "events_logger": "file",
+                "stop_timeout": 0,
+                "pull_policy": "never",
+            },
+            "network": {"network_backend": network_backend} if network_backend else {},
+        }
+    )
 
 
 def check_host_tools() -> None:
-    missing = [(t, p) for t, p in HOST_TOOLS.items() if shutil.which(t) is None]
-    if shutil.which("podman") is None:
-        missing.append(("podman", "podman"))
-    if missing:
-        packages = " ".join(sorted({p for _, p in missing}))
-        raise PreflightError(
-            f"document mode's sandbox needs {', '.join(t for t, _ in missing)}: "
-            f"`apt-get install {packages}` (`vlanlb setup` installs them)"
-        )
+    if missing := missing_tools(*HOST_TOOLS):
+        raise PreflightError(f"document mode's sandbox: {missing}")
 
 
 @dataclass
@@ -444,9 +427,7 @@ def start_sandbox(
     remove_stale_sandboxes(base)
     workdir = Path(tempfile.mkdtemp(prefix=f"{SANDBOX_PREFIX}{run_id}-", dir=base))
     workdir.chmod(0o711)  # the sandbox's root passes through to root/, and sees nothing else
-    (workdir / "owner").write_text(owner_token())
-    if keep:
-        (workdir / "keep").write_text("1")
+    claim(workdir, keep=keep)
     (workdir / "root").mkdir()
     os.chown(workdir / "root", ids.base, ids.base)
     (workdir / "images").mkdir()
@@ -585,20 +566,16 @@ def remove_stale_sandboxes(
     """Sandboxes (still running, or only their folders) of runs whose owner is gone, kept
     ones only when asked for; or one run's, whatever its state. Kills them, removes them
     (with dry_run, only names them)."""
-    removed = []
-    pattern = f"{SANDBOX_PREFIX}{run_id}-*" if run_id else f"{SANDBOX_PREFIX}*"
-    for workdir in (base or sandbox_base()).glob(pattern):
-        try:
-            owner = (workdir / "owner").read_text()
-        except OSError:
-            continue
-        kept = (workdir / "keep").exists() and not include_kept
-        if run_id is None and (owner_is_alive(owner) or kept):
-            continue
-        if not dry_run:
+    base = base or sandbox_base()
+    chosen = (
+        sorted(base.glob(f"{SANDBOX_PREFIX}{run_id}-*"))
+        if run_id
+        else dead_owners(base, f"{SANDBOX_PREFIX}*", include_kept=include_kept)
+    )
+    if not dry_run:
+        for workdir in chosen:
             kill_sandbox(workdir)
-        removed.append(workdir.name)
-    return removed
+    return [workdir.name for workdir in chosen]
 
 
 def _record(path: Path, pid: int) -> None:

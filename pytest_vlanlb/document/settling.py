@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..counters import Move, diff, explain, parse_counters
+from ..observation.counters import Counters, Move, diff, explain
 from .mapping import PREFIX_COMMANDS, exec_container_index
 from .promises import Fails, Observed, PacketLoss, Promise, Reply
 
@@ -40,8 +40,10 @@ EVIDENCE_AFTER = 1.2
 POLL_EVERY = 0.5
 DROPS_TO_SETTLE = 2
 
-Dumps = dict[str, str | None]  # router -> `iptables-save -c`, None where unreadable
-ReadCounters = Callable[[], Dumps]
+#: Each router's counters (`observation.counters.snapshot`: iptables and nft), None where they
+#: cannot be read (the router is gone, or has no iptables).
+Readings = dict[str, Counters | None]
+ReadCounters = Callable[[], Readings]
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Watch:
         *,
         expects_success: bool,
         read_counters: ReadCounters | None = None,
-        before: Dumps | None = None,
+        before: Readings | None = None,
     ) -> None:
         self.probe = probe_argv(argv)
         self.promises = list(promises)
@@ -116,7 +118,7 @@ class Watch:
         self.before = before
         self.header_at: float | None = None
         self.next_poll = EVIDENCE_AFTER
-        self.after: Dumps | None = None  # the counters read when it was settled by evidence
+        self.after: Readings | None = None  # the counters read when it was settled by evidence
 
     def poll(self, stdout: str, elapsed: float) -> Settled | None:
         if self.schedule is not None:
@@ -181,7 +183,7 @@ class Watch:
                 continue
             drops += [
                 m
-                for m in diff(parse_counters(old), parse_counters(new))
+                for m in diff(old, new)
                 if m.counter.table == "filter" and m.counter.target == "DROP"
             ]
         if sum(m.packets for m in drops) < DROPS_TO_SETTLE:

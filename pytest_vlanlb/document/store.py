@@ -21,6 +21,9 @@ from pathlib import Path
 import podman
 
 from ..errors import PreflightError
+from ..host.image import ImageRecipe, Progress, ensure_alpine_standin, node_image, standin_tag
+from ..podman.api import connect
+from ..podman.settings import containers_conf
 from .confinement import Cgroups, IdRange, id_range, spawn_mapped
 
 #: Where the sandboxes' read-only image stores live on the host (one per stand-in recipe).
@@ -29,7 +32,6 @@ IMAGE_CACHE = Path("/var/cache/vlanlb/sandbox-images")
 ALPINE = "docker.io/library/alpine:latest"
 #: podman's settings while it makes a store: overlay, nothing of the host's configuration.
 _STORAGE_CONF = '[storage]\ndriver = "overlay"\ngraphroot = "{root}"\nrunroot = "{run}"\n'
-_CONTAINERS_CONF = '[engine]\nevents_logger = "file"\ntmp_dir = "{tmp}"\n'
 # Loads the archive and names the stand-in as the documents do, in a mount namespace of its
 # own (overlay's checks mount; podman's locks live in /dev/shm, which is the host's).
 _LOAD = (
@@ -76,7 +78,9 @@ def ensure_image_store(client: podman.PodmanClient, standin: str, store: Path) -
                     out.write(chunk)
             storage = _STORAGE_CONF.format(root=store / "storage", run=work / "run")
             (work / "storage.conf").write_text(storage)
-            (work / "containers.conf").write_text(_CONTAINERS_CONF.format(tmp=work / "tmp"))
+            (work / "containers.conf").write_text(
+                containers_conf({"engine": {"events_logger": "file", "tmp_dir": str(work / "tmp")}})
+            )
             for path in work.iterdir():
                 os.chown(path, ids.base, ids.base)
             _load(ids, work, store, standin)
@@ -113,3 +117,18 @@ def _remove_store(store: Path) -> None:
     # Overlay layers may still be mounted by a sandbox that is running: leave those.
     with contextlib.suppress(OSError):
         shutil.rmtree(store)
+
+
+def document_image_store(image: str | None, progress: Progress) -> Path:
+    """Document mode's read-only image store for its sandboxes. The host's podman is asked
+    only when the store is not made yet, or for an image of the user's (`--vlanlb-image`)."""
+    if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):
+        return ready
+    service = connect(None)
+    try:
+        client = service.client()
+        standin = ensure_alpine_standin(client, node_image(client, image, progress), progress)
+        image_id = str(client.images.get(standin).id) if image else ""
+        return ensure_image_store(client, standin, image_store(standin, image_id))
+    finally:
+        service.stop()

@@ -9,14 +9,14 @@ early mistake does not fail everything after it.
 - `environments`: which labs (the command line, or a class file);
 - `student`: a student's lab, attached to, with every probe made once;
 - `steps`: the table of steps; `judges`: how each is judged; `hints`: the commands a hint
-  gives, rendered from the layer catalog; `verdict`: a step's result;
+  gives, rendered from model/commands.py; `verdict`: a step's result;
 - `items`: the pytest items (one per environment and step) and the report.
 """
 
 from .environments import NODES, Environment, load_class, parse_names
 from .items import GradeReport, grading_collectors
 from .steps import STEP_IDS, STEPS, grade, titles
-from .student import StudentLab, parse_ip_addr
+from .student import StudentLab
 from .verdict import Verdict
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "grade",
     "grading_collectors",
     "load_class",
-    "parse_ip_addr",
     "parse_names",
     "titles",
 ]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass, field
 
-from ..node import ExecResult, Node
+from podman.domain.containers import Container as PodmanContainer
+
+from ..model.topology import NodeSpec
+from ..podman.container import Container, ExecResult
 
 BOUND_SECONDS = 4.0  # longer than any probe's own timeout (curl/wget 1 s, ping -W 1)
 OUTPUT_LIMIT = 65536  # bytes of stdout, and of stderr, read back
@@ -81,13 +83,22 @@ def unwrap(command: tuple[str, ...], raw: ExecResult, bound: float) -> tuple[Exe
     return ExecResult(command, rc, raw.stdout, stderr), killed
 
 
-@dataclass
-class BoundedNode(Node):
-    """A student's container whose every command is bounded (see above)."""
+class BoundedContainer(Container):
+    """A student's container whose every command is bounded (see above). A container, not a
+    lab node: nothing here reaches around podman (the student's podman may be remote)."""
 
-    bound: float = BOUND_SECONDS
-    unfinished: list[str] = field(default_factory=list)  # commands killed at the bound
-    cut: list[str] = field(default_factory=list)  # listings a judge needs whole, cut short
+    def __init__(
+        self, spec: NodeSpec, container: PodmanContainer, bound: float = BOUND_SECONDS
+    ) -> None:
+        super().__init__(container)
+        self.spec = spec
+        self.bound = bound
+        self.unfinished: list[str] = []  # commands killed at the bound
+        self.cut: list[str] = []  # listings a judge needs whole, cut short
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name} ({self.container_name})"
 
     def exec(self, *command: str) -> ExecResult:
         return self.exec_within(self.bound, *command)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import TopologyError, VlanlbError
-from ..topology import unknown_key
+from ..model.topology import unknown_key
 
 #: The workshop's node names, the keys of --vlanlb-names and of a class file's `names`: each
 #: maps to the container that plays that node in the student's lab.

@@ -7,17 +7,19 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from ..layers.catalog import (
-    APK_PACKAGES,
+from ..model.commands import (
+    ALPINE_PACKAGES,
     DNAT_VIP,
     DROP_DIRECT,
     DROP_DIRECT_NOT_DNAT,
     MASQUERADE_BACKEND,
     VIP_ADDRESS,
     WORKSHOP_SERVER,
+    Rule,
+    facts_for,
+    render,
 )
-from ..layers.steps import Rule, facts_for, render
-from ..topology import Role
+from ..model.topology import Role
 from .student import StudentLab
 
 _DOUBLE_QUOTE_UNSAFE = ('"', "$", "`")
@@ -56,7 +58,7 @@ class Hints:
 
     def install(self, tool: str) -> str:
         role = {"curl": Role.CLIENT, "nc": Role.POD, "iptables": Role.ROUTER}[tool]
-        return self.on(role, ["apk", "add", "--no-cache", APK_PACKAGES[tool]])
+        return self.on(role, ["apk", "add", "--no-cache", ALPINE_PACKAGES[tool]])
 
     def _rule(self, table: str, chain: str, spec: str, action: str) -> str:
         return self.on(Role.ROUTER, Rule(table, chain, spec).command(action, self.facts))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ..errors import VlanlbError
-from ..podman_service import PodmanService, connect
-from ..topology import Topology
+from ..model.topology import Topology
+from ..podman.api import PodmanService, connect
 from .environments import Environment
 from .messages import Speaker
 from .steps import STEP_IDS, grade, titles

@@ -12,9 +12,9 @@ import re
 import shlex
 from typing import Any
 
-from ..counters import Observation, observe
-from ..probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
-from ..topology import Role
+from ..model.topology import Role
+from ..observation.counters import Observation, observe
+from ..observation.probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
 from .bounded import OUTPUT_LIMIT
 from .hints import Hints
 from .student import SILENCE, StudentLab

@@ -9,12 +9,12 @@ Commands inside hints are the same in both: they are what the student types.
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..counters import Move
-from ..probes import HttpOutcome, HttpResult, PingResult
+from ..observation.counters import Move, story
+from ..observation.probes import HttpResult, PingResult
+from ..observation.words import Words
 
 LANGUAGES = ("en", "ja")
 
@@ -170,31 +170,6 @@ EN: dict[str, str] = {
     "probe.no_reply": "no reply within {seconds:g}s",
     "probe.no_answer": "no answer within {seconds:g}s",
     "probe.wget_exited": "wget exited {rc}",
-    "ping.replies": "ping {target}: {received}/{transmitted} replies{ttl}",
-    "ping.ttl": ", ttl {ttl}",
-    "ping.nothing": "ping {target}: sent nothing ({said})",
-    "ping.no_output": "no output",
-    "http.result": "GET {url}: {outcome} after {elapsed:.2f}s ({what})",
-    "http.ok": "ok",
-    "http.refused": "refused",
-    "http.timeout": "timeout",
-    "http.unreachable": "unreachable",
-    "http.error": "error",
-    # the router's counters
-    "moves.none": "no rule or policy on the router (iptables or nft) counted a packet",
-    "moves.one": "{count} packet",
-    "moves.many": "{count} packets",
-    "moves.policy": "{packets} took the {table} {chain} policy {policy}",
-    "moves.rule": "{packets} {verb} {table} {chain} rule {number} `{spec}`{tail}",
-    "moves.after_dnat": " after DNAT",
-    "verb.DROP": "dropped by",
-    "verb.REJECT": "rejected by",
-    "verb.ACCEPT": "accepted by",
-    "verb.DNAT": "destination-NATed by",
-    "verb.SNAT": "source-NATed by",
-    "verb.MASQUERADE": "masqueraded by",
-    "verb.LOG": "logged by",
-    "verb.other": "matched by",
     # the report's own words
     "status.pass": "PASS",
     "status.fail": "FAIL",
@@ -374,30 +349,6 @@ JA: dict[str, str] = {
     "probe.no_reply": "{seconds:g} 秒以内に応答なし",
     "probe.no_answer": "{seconds:g} 秒以内に応答なし",
     "probe.wget_exited": "wget が終了コード {rc} で終わった",
-    "ping.replies": "ping {target}: 応答 {received}/{transmitted}{ttl}",
-    "ping.ttl": "、ttl {ttl}",
-    "ping.nothing": "ping {target}: 何も送っていない（{said}）",
-    "ping.no_output": "出力なし",
-    "http.result": "GET {url}: {elapsed:.2f} 秒で{outcome}（{what}）",
-    "http.ok": "応答あり",
-    "http.refused": "拒否",
-    "http.timeout": "タイムアウト",
-    "http.unreachable": "到達不能",
-    "http.error": "エラー",
-    "moves.none": "ルーターのどのルール（iptables・nft）もポリシーもパケットを数えていない",
-    "moves.one": "{count} パケット",
-    "moves.many": "{count} パケット",
-    "moves.policy": "{packets}が {table} {chain} のポリシー {policy} に従った",
-    "moves.rule": "{packets}が {table} {chain} のルール {number} `{spec}` で{verb}{tail}",
-    "moves.after_dnat": "（DNAT の後）",
-    "verb.DROP": "破棄された",
-    "verb.REJECT": "拒否された",
-    "verb.ACCEPT": "許可された",
-    "verb.DNAT": "宛先変換（DNAT）された",
-    "verb.SNAT": "送信元変換（SNAT）された",
-    "verb.MASQUERADE": "マスカレードされた",
-    "verb.LOG": "記録された",
-    "verb.other": "一致した",
     "status.pass": "合格",
     "status.fail": "不合格",
     "status.cannot-judge": "判定不能",
@@ -429,10 +380,6 @@ def default_language(environ: Mapping[str, str] | None = None) -> str:
     return "ja" if locale.lower().startswith("ja") else "en"
 
 
-def placeholders(template: str) -> set[str]:
-    return {field for _, field, _, _ in string.Formatter().parse(template) if field}
-
-
 class Speaker:
     """Says a catalogue's key in one language, with its placeholders filled."""
 
@@ -441,6 +388,7 @@ class Speaker:
             raise ValueError(f"{language!r}: the languages are {', '.join(LANGUAGES)}")
         self.language = language
         self.catalogue = CATALOGUES[language]
+        self.words = Words(language)
 
     def __call__(self, key: str, **fields: Any) -> str:
         return self.catalogue[key].format(**fields)
@@ -448,63 +396,14 @@ class Speaker:
     def status(self, status: str) -> str:
         return self(f"status.{status}")
 
-    # --- what probes saw, in this language ----------------------------------------------
+    # --- what probes saw, in this language: observation/words.py says it --------------
 
     def ping(self, result: PingResult) -> str:
-        if result.transmitted == 0:
-            said = " ".join(result.output.split())[:200] or self("ping.no_output")
-            return self("ping.nothing", target=result.target, said=said)
-        ttl = self("ping.ttl", ttl=result.ttls[0]) if result.ttls else ""
-        return self(
-            "ping.replies",
-            target=result.target,
-            received=result.received,
-            transmitted=result.transmitted,
-            ttl=ttl,
-        )
+        return self.words.ping(result)
 
     def http(self, result: HttpResult) -> str:
-        ok = result.outcome is HttpOutcome.OK
-        what = repr(result.body) if ok else result.detail.strip()
-        return self(
-            "http.result",
-            url=result.url,
-            outcome=self(f"http.{result.outcome.value}"),
-            elapsed=result.elapsed,
-            what=what,
-        )
+        return self.words.http(result)
 
     def moves(self, moves: Sequence[Move]) -> str:
-        """The router's counter movements, NAT first (it happens first), then filtering."""
-        if not moves:
-            return self("moves.none")
-        dnat = any(m.counter.target == "DNAT" for m in moves)
-        order = {"raw": 0, "mangle": 1, "nat": 2, "filter": 3}
-        ordered = sorted(
-            moves, key=lambda m: (order.get(m.counter.table, 9), m.counter.chain, m.counter.number)
-        )
-        return "; ".join(self._move(m, dnat) for m in ordered)
-
-    def _move(self, move: Move, after_dnat: bool) -> str:
-        c = move.counter
-        packets = self("moves.one" if move.packets == 1 else "moves.many", count=move.packets)
-        if c.number == 0:
-            return self(
-                "moves.policy", packets=packets, table=c.table, chain=c.chain, policy=c.spec
-            )
-        verb = self(f"verb.{c.target}") if f"verb.{c.target}" in self.catalogue else None
-        tail = (
-            self("moves.after_dnat")
-            if after_dnat and c.table == "filter" and c.target == "DROP"
-            else ""
-        )
-        return self(
-            "moves.rule",
-            packets=packets,
-            verb=verb or self("verb.other"),
-            table=c.table,
-            chain=c.chain,
-            number=c.number,
-            spec=c.spec,
-            tail=tail,
-        )
+        """The router's counter movements, as the lab's tests and document mode say them."""
+        return self.words.facts(story(list(moves)))

@@ -8,7 +8,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..topology import Role, Topology
+from ..model.commands import ALPINE_PACKAGES
+from ..model.topology import Role, Topology
 from . import judges
 from .bounded import RULES_LIMIT
 from .hints import Hints
@@ -16,15 +17,6 @@ from .messages import Speaker
 from .student import StudentLab
 from .verdict import Verdict
 
-#: The alpine package that provides each tool the grader runs.
-APK_FOR = {
-    "ping": "iputils",
-    "curl": "curl",
-    "wget": "busybox",
-    "iptables": "iptables",
-    "ip": "iproute2",
-    "nc": "busybox-extras",
-}
 Judge = Callable[[StudentLab, Hints, Verdict], None]
 ALL = (Role.ROUTER, Role.CLIENT, Role.POD)
 
@@ -147,7 +139,7 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
                 "hint.hung",
                 tool=tool,
                 container=lab.container(role),
-                package=APK_FOR.get(tool, tool),
+                package=ALPINE_PACKAGES.get(tool, tool),
             )
         )
         return verdict

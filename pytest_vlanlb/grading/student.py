@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import podman
 from podman.errors import NotFound
 
-from ..counters import Observation, observe
-from ..lookup import container_named
-from ..node import Node
-from ..probes import (
+from ..model.topology import NodeSpec, Role, Topology
+from ..observation.addresses import parse_ip_addr
+from ..observation.counters import Observation, observe
+from ..observation.probes import (
     HttpOutcome,
     HttpResult,
     PingResult,
@@ -25,9 +25,10 @@ from ..probes import (
     parse_ping,
     run_together,
 )
-from ..topology import NodeSpec, Role, Topology
-from ..waiting import wait_until
-from .bounded import BoundedNode
+from ..podman.container import Container
+from ..podman.lookup import container_named
+from ..util.waiting import wait_until
+from .bounded import BoundedContainer
 from .environments import Environment
 from .messages import Speaker
 
@@ -85,7 +86,7 @@ class StudentLab:
         """The student's container playing `role`."""
         return self.environment.names[self.node_name(role)]
 
-    def nodes(self) -> tuple[dict[Role, BoundedNode], list[str]]:
+    def nodes(self) -> tuple[dict[Role, BoundedContainer], list[str]]:
         """The running containers by role, and what is wrong with the others."""
         return self._once("nodes", self._attach)
 
@@ -95,7 +96,7 @@ class StudentLab:
             for node in self.nodes()[0].values():
                 node.close_shells()
 
-    def node(self, role: Role) -> BoundedNode:
+    def node(self, role: Role) -> BoundedContainer:
         return self.nodes()[0][role]
 
     def unfinished(self) -> list[tuple[Role, str]]:
@@ -116,7 +117,7 @@ class StudentLab:
         self.nodes()
         return list(self._paused_said)
 
-    def _attach(self) -> tuple[dict[Role, BoundedNode], list[str]]:
+    def _attach(self) -> tuple[dict[Role, BoundedContainer], list[str]]:
         found, problems = {}, []
         for role, spec in self.specs.items():
             name, label = self.container(role), self.node_name(role)
@@ -134,7 +135,7 @@ class StudentLab:
             if status != "running":
                 problems.append(self.say("ev.not_running", name=name, label=label))
                 continue
-            found[role] = BoundedNode(spec, container)
+            found[role] = BoundedContainer(spec, container)
         # The shells the probes need, opened side by side now rather than one by one by the
         # probes (the firewall step probes twice from a at once).
         run_together(
@@ -185,7 +186,7 @@ class StudentLab:
 
         return self._once("vip-request", probe)
 
-    def ping_for_silence(self, node: BoundedNode, target: str) -> PingResult:
+    def ping_for_silence(self, node: BoundedContainer, target: str) -> PingResult:
         """One echo request a step expects to go unanswered, judged after SILENCE seconds.
 
         busybox ping waits whole seconds (-W 1), so it is stopped at SILENCE instead: no reply
@@ -204,7 +205,7 @@ class StudentLab:
 
     def http(
         self,
-        node: BoundedNode,
+        node: BoundedContainer,
         url: str,
         *,
         curl: bool,
@@ -223,7 +224,7 @@ class StudentLab:
         wait_until(attempt, timeout=0.3, interval=0.05)
         return results[-1]
 
-    def _get(self, node: BoundedNode, url: str, *, timeout: float, curl: bool) -> HttpResult:
+    def _get(self, node: BoundedContainer, url: str, *, timeout: float, curl: bool) -> HttpResult:
         """GET with curl when the node has it, else busybox wget, killed after `timeout`
         (busybox's own `wget -T` crashes on a refused connection, `timeout` leaves zombies)."""
         if curl:
@@ -242,7 +243,7 @@ class StudentLab:
 _ICMP = re.compile(r"^Icmp: (?P<names>[A-Za-z ]+)\nIcmp: (?P<values>[\d -]+)$", re.MULTILINE)
 
 
-def echo_requests(node: Node) -> int | None:
+def echo_requests(node: Container) -> int | None:
     """ICMP echo requests sent from the node's network namespace so far, or None where
     /proc/net/snmp cannot be read."""
     found = _ICMP.search(node.exec("cat", "/proc/net/snmp").stdout)
@@ -253,23 +254,6 @@ def echo_requests(node: Node) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _open_shells(node: Node, count: int) -> None:
+def _open_shells(node: Container, count: int) -> None:
     with contextlib.suppress(Exception):  # only earlier: the probes meet any problem again
         node.open_shells(count)
-
-
-_INET = re.compile(r"^\s+inet (\d+\.\d+\.\d+\.\d+/\d+)")
-_LINK = re.compile(r"^\d+: ([^:@]+)[@:]")
-
-
-def parse_ip_addr(text: str) -> dict[str, list[ipaddress.IPv4Interface]]:
-    """`ip addr show` as iproute2 and busybox print it: interface -> IPv4 addresses."""
-    result: dict[str, list[ipaddress.IPv4Interface]] = {}
-    current = ""
-    for line in text.splitlines():
-        if link := _LINK.match(line):
-            current = link[1]
-            result.setdefault(current, [])
-        elif (inet := _INET.match(line)) and current:
-            result[current].append(ipaddress.IPv4Interface(inet[1]))
-    return result

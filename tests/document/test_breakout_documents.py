@@ -22,8 +22,7 @@ from host_state import host_state
 from test_workshop_documents import run_documents
 
 from pytest_vlanlb.document.confinement import MEMORY_LIMIT, PROCESS_LIMIT
-from pytest_vlanlb.document.store import IMAGE_CACHE
-from pytest_vlanlb.session import document_image_store
+from pytest_vlanlb.document.store import IMAGE_CACHE, document_image_store
 
 # Each program exits with the error it met (sys.exit(text): status 1, text on stderr).
 SHOCKER = r"""

@@ -19,9 +19,10 @@ from host_state import host_state
 from podman.errors import NotFound
 from test_workshop_documents import run_documents
 
-from pytest_vlanlb.image import ImageRecipe, ensure_image
-from pytest_vlanlb.lookup import container_named
-from pytest_vlanlb.podman_service import ULIMITS, connect
+from pytest_vlanlb.host.image import ImageRecipe, ensure_image
+from pytest_vlanlb.podman.api import connect
+from pytest_vlanlb.podman.lookup import container_named
+from pytest_vlanlb.podman.settings import ULIMITS
 
 USERS_CONTAINERS = ("router", "a", "b")
 #: A link of the host's that the sandbox must not see (made by the test, a veth pair).

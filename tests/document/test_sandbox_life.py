@@ -12,9 +12,10 @@ import pytest
 from host_state import host_state, sandbox_processes
 
 from pytest_vlanlb.document.sandbox import start_sandbox
-from pytest_vlanlb.naming import RunNames, process_start_time
-from pytest_vlanlb.session import document_image_store
-from pytest_vlanlb.waiting import wait_until
+from pytest_vlanlb.document.store import document_image_store
+from pytest_vlanlb.host.naming import RunNames
+from pytest_vlanlb.util.owners import process_start_time
+from pytest_vlanlb.util.waiting import wait_until
 
 VLANLB = [sys.executable, "-m", "pytest_vlanlb"]
 

@@ -15,7 +15,8 @@ import re
 import podman.errors
 import pytest
 
-from pytest_vlanlb.image import ImageRecipe, ensure_alpine_standin, ensure_image
+from pytest_vlanlb.host.image import ImageRecipe, ensure_alpine_standin, ensure_image
+from pytest_vlanlb.podman.settings import ULIMITS
 
 #: A reply (127.0.0.1) and silence (a neighbour that is not there, behind a veth of its own).
 SCRIPT = """
@@ -43,7 +44,7 @@ def run(vlanlb_podman, image: str, net_raw: bool, ping_groups: str = "0 0") -> s
         sysctls={"net.ipv4.ping_group_range": ping_groups},  # podman 5's default: "0 0"
         cap_add=["NET_ADMIN"],
         cap_drop=[] if net_raw else [CAP_NET_RAW],
-        ulimits=[{"Name": n, "Soft": 1024, "Hard": 1024} for n in ("nofile", "nproc")],
+        ulimits=ULIMITS,
         labels={"vlanlb.test": "standin"},
     )
     try:

@@ -19,7 +19,7 @@ import pytest
 from host_state import host_state, sandbox_processes
 
 from pytest_vlanlb.document.items import STEP_PROPERTY
-from pytest_vlanlb.wires import kernel_supports_8021q
+from pytest_vlanlb.host.wires import kernel_supports_8021q
 
 WORKSHOP = Path(__file__).resolve().parents[3] / "shared" / "workshop"
 
@@ -243,7 +243,7 @@ def test_a_killed_document_run_leaves_nothing_once_the_next_run_swept(pytester):
     its host folder alone is left, and the next run removes it."""
     import signal
 
-    from pytest_vlanlb.waiting import wait_until
+    from pytest_vlanlb.util.waiting import wait_until
 
     before = host_state()
     pytester.path.joinpath("crash.md").write_text(CRASHING, encoding="utf-8")

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.image import ImageRecipe, import_rootfs
-from pytest_vlanlb.lookup import container_named, network_named
-from pytest_vlanlb.naming import RunNames
-from pytest_vlanlb.podman_service import ULIMITS
-from pytest_vlanlb.session import podman_service, preflight
-from pytest_vlanlb.sweep import remove_leftovers, remove_run
-from pytest_vlanlb.wires import WireKind, create_wires
+from pytest_vlanlb.host.image import ImageRecipe, import_rootfs
+from pytest_vlanlb.host.naming import RunNames
+from pytest_vlanlb.host.preflight import preflight
+from pytest_vlanlb.host.sweep import remove_leftovers, remove_run
+from pytest_vlanlb.host.wires import WireKind, create_wires
+from pytest_vlanlb.podman.api import podman_service
+from pytest_vlanlb.podman.lookup import container_named, network_named
+from pytest_vlanlb.podman.settings import ULIMITS
 
 from .workshop import VARIANTS
 

@@ -17,9 +17,9 @@ import pytest
 from pytest_vlanlb.grading import STEP_IDS
 from pytest_vlanlb.grading.items import ENV_PROPERTY, VERDICT_PROPERTY
 from pytest_vlanlb.grading.messages import Speaker
-from pytest_vlanlb.image import ImageRecipe
-from pytest_vlanlb.naming import RunNames
-from pytest_vlanlb.wires import vlanlb_links
+from pytest_vlanlb.host.image import ImageRecipe
+from pytest_vlanlb.host.naming import RunNames
+from pytest_vlanlb.host.wires import vlanlb_links
 
 from .conftest import build_student_lab, run_pytest
 from .workshop import VARIANTS
@@ -243,7 +243,7 @@ def test_grading_starts_and_stops_its_own_service_when_none_runs(student_labs, t
         [
             sys.executable,
             "-c",
-            "from pytest_vlanlb.podman_service import answers, DEFAULT_SOCKETS;"
+            "from pytest_vlanlb.podman.api import answers, DEFAULT_SOCKETS;"
             "print(any(answers(s) for s in DEFAULT_SOCKETS))",
         ],
         capture_output=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.waiting import wait_until
+from pytest_vlanlb.util.waiting import wait_until
 
 from .conftest import run_pytest
 

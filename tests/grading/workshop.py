@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_vlanlb.grading.hints import shell_line
-from pytest_vlanlb.layers.catalog import (
+from pytest_vlanlb.model.commands import (
     DNAT_VIP,
     DROP_DIRECT,
     DROP_DIRECT_NOT_DNAT,
     MASQUERADE_BACKEND,
     VIP_ADDRESS,
     WORKSHOP_SERVER,
+    Rule,
+    facts_for,
 )
-from pytest_vlanlb.layers.steps import Rule, facts_for
-from pytest_vlanlb.topology import load_topology
+from pytest_vlanlb.model.topology import load_topology
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
 FACTS = facts_for(BASIC, "eth1", "eth2")  # the workshop's own interface names

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vlanlb.counters import observe
-from pytest_vlanlb.failover import (
+from pytest_vlanlb.lab.failover import (
     GARP_COUNT,
     LINUX_DEFAULT_TIMERS,
     SETTLE,
@@ -18,6 +17,7 @@ from pytest_vlanlb.failover import (
     RequestLoop,
     failed_leader,
 )
+from pytest_vlanlb.observation.counters import observe
 
 pytestmark = pytest.mark.vlanlb(topology="ha")
 

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from pytest_vlanlb.probes import ping, ping_lost
-from pytest_vlanlb.topology import UPLINK, Role
+from pytest_vlanlb.model.topology import UPLINK, Role
+from pytest_vlanlb.observation.probes import ping, ping_lost
 
 #: The workshop's lab: these claims are about the basic topology's one router and pod b.
 pytestmark = pytest.mark.vlanlb(topology="basic")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from pytest_vlanlb.wires import WireKind
+from pytest_vlanlb.host.wires import WireKind
 
 pytestmark = pytest.mark.vlanlb(topology="basic")
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_vlanlb.counters import observe
-from pytest_vlanlb.layers import peers_seen
-from pytest_vlanlb.probes import (
+from pytest_vlanlb.lab.layers import peers_seen
+from pytest_vlanlb.observation.counters import observe
+from pytest_vlanlb.observation.probes import (
     HttpOutcome,
     http_expecting,
     http_get,

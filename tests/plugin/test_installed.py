@@ -46,7 +46,7 @@ service:
 USER_TEST = """\
 import pytest
 
-from pytest_vlanlb.probes import HttpOutcome, http_get, ping_lost
+from pytest_vlanlb import HttpOutcome, http_get, ping_lost
 
 
 @pytest.mark.vlanlb(layers=["webserver", "firewall:dnat-aware", "vip", "dnat", "snat"])

@@ -10,10 +10,10 @@ import sys
 from podman.errors import NotFound
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from pytest_vlanlb.lookup import container_named
-from pytest_vlanlb.naming import LABEL_RUN, RunNames
-from pytest_vlanlb.sweep import find_leftovers
-from pytest_vlanlb.wires import vlanlb_links
+from pytest_vlanlb.host.naming import LABEL_RUN, RunNames
+from pytest_vlanlb.host.sweep import find_leftovers
+from pytest_vlanlb.host.wires import vlanlb_links
+from pytest_vlanlb.podman.lookup import container_named
 
 
 def objects_of_run(client, run_id):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from podman.errors import NotFound
 
-from pytest_vlanlb.image import ImageRecipe
-from pytest_vlanlb.lookup import container_named
+from pytest_vlanlb.host.image import ImageRecipe
+from pytest_vlanlb.podman.lookup import container_named
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb import podman_service
+from pytest_vlanlb.podman import api
 
 BASIC = Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml"
 
@@ -170,7 +170,7 @@ def test_missing_podman_is_a_clear_error(pytester, monkeypatch):
     monkeypatch.delenv("CONTAINER_HOST", raising=False)
     pytester.makeconftest(
         "import os\nos.geteuid = lambda: 0\n"
-        "import pytest_vlanlb.podman_service as s\ns.DEFAULT_SOCKETS = ()\n"
+        "import pytest_vlanlb.podman.api as s\ns.DEFAULT_SOCKETS = ()\n"
     )
     pytester.makepyfile(LAB_TEST)
     result = pytester.runpytest_subprocess()
@@ -206,14 +206,14 @@ def test_cni_is_used_where_this_podman_has_it_and_refused_in_one_line_where_not(
         "def test_backend(vlanlb_podman):\n    assert vlanlb_podman.network_backend == 'cni'\n"
     )
     result = pytester.runpytest_subprocess("--vlanlb-network-backend=cni")
-    if not podman_service.podman_builds_cni():
+    if not api.podman_builds_cni():
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         assert [line for line in result.stderr.lines if line.strip()] == [
             f"ERROR: pytest-vlanlb: --vlanlb-network-backend=cni: this podman "
-            f"({podman_service.cli_version()}) was built without CNI, as podman 5 usually is: "
+            f"({api.cli_version()}) was built without CNI, as podman 5 usually is: "
             "use --vlanlb-network-backend=netavark (or auto)"
         ]
-    elif "cni" in podman_service.installed_network_backends():
+    elif "cni" in api.installed_network_backends():
         result.assert_outcomes(passed=1)
     else:
         result.assert_outcomes(errors=1)

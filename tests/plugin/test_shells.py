@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from pytest_vlanlb.node import Node, exec_in
-from pytest_vlanlb.shells import ShellPool, ShellTimeout, ShellUnavailable
-from pytest_vlanlb.waiting import wait_until
+from pytest_vlanlb.lab.node import Node
+from pytest_vlanlb.podman.container import exec_in
+from pytest_vlanlb.podman.exec_shells import ShellPool, ShellTimeout, ShellUnavailable
+from pytest_vlanlb.util.waiting import wait_until
 
 #: Commands whose output and exit status must come back exactly as one API exec gives them.
 SAME_AS_ONE_EXEC = [

@@ -14,17 +14,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_vlanlb.counters import Observation, observe
 from pytest_vlanlb.errors import LabBuildError
-from pytest_vlanlb.layers import (
-    SERVICE_VARIANTS,
-    LayerStack,
-    kube_proxy_iptables,
-    kube_proxy_nftables,
-    lab_facts,
-    peers_seen,
-)
-from pytest_vlanlb.probes import (
+from pytest_vlanlb.lab.layers import SERVICE_VARIANTS, LayerStack, lab_facts, peers_seen
+from pytest_vlanlb.lab.layers.kube_proxy import iptables, nftables
+from pytest_vlanlb.observation.counters import Observation, observe
+from pytest_vlanlb.observation.probes import (
     FAILED_MARK,
     HttpOutcome,
     http_get,
@@ -68,9 +62,9 @@ class KubeProxyView:
 
     def dnat(self, endpoint: str) -> tuple[str, str, str]:
         if self.mode == "iptables":
-            chain = kube_proxy_iptables.chain_names(self.service, [endpoint])[endpoint]
+            chain = iptables.chain_names(self.service, [endpoint])[endpoint]
             return ("nat", chain, "DNAT")
-        chain = kube_proxy_nftables.chain_names(self.service, [endpoint])[endpoint]
+        chain = nftables.chain_names(self.service, [endpoint])[endpoint]
         return ("ip kube-proxy", chain, "dnat")
 
     def picks(self, seen: Observation, endpoints: list[str]) -> list[int]:
@@ -154,7 +148,7 @@ def test_the_chi_square_test_catches_a_broken_ladder(
     = n * 2/27. For n = 1200 that is 88.9: mean 90.9, sd sqrt(2 * (2 + 2 * 88.9)) = 19.0, so
     staying under the critical 18.42 would take a 3.8-sd fluke (p < 1e-4). The test must
     therefore reject, and it does."""
-    svc = kube_proxy_iptables.chain_names(kube_proxy.service, endpoints)["svc"]
+    svc = iptables.chain_names(kube_proxy.service, endpoints)["svc"]
     rules = vlanlb_router.exec("iptables-save", "-t", "nat").stdout.splitlines()
     second = [r for r in rules if r.startswith(f"-A {svc} ")][1]
     broken = re.sub(r"--probability \S+", "--probability 0.3333333333", second)
@@ -198,12 +192,12 @@ def test_the_chi_square_test_catches_a_broken_numgen_map(
       all each, b2 nothing: over the 800 DNATed the statistic is n/3 = 400 for n = 1200. The
       fall-through shows on the map rule's own counter and in the diagnosis.
     """
-    names = kube_proxy_nftables.chain_names(kube_proxy.service, endpoints)
+    names = nftables.chain_names(kube_proxy.service, endpoints)
     chain = names["svc"]
     listing = vlanlb_router.exec("nft", "-a", "list", "chain", "ip", "kube-proxy", chain).stdout
     handle = re.search(r"numgen random .* # handle (\d+)", listing)[1]
     kept_endpoints = [e for b, e in zip(service.backends, endpoints, strict=True) if b.node in kept]
-    rule = kube_proxy_nftables.balance_rule(names, kept_endpoints, modulus)
+    rule = nftables.balance_rule(names, kept_endpoints, modulus)
     vlanlb_router.exec(
         "nft", "replace", "rule", "ip", "kube-proxy", chain, "handle", handle, *rule.split()
     ).check()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vlanlb.grading.bounded import OUTPUT_LIMIT, unwrap, wrap
-from pytest_vlanlb.node import ExecResult
+from pytest_vlanlb.podman.container import ExecResult
 
 BUSYBOX = Path(__file__).resolve().parents[2] / ".cache" / "busybox-static" / "bin" / "busybox"
 

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.counters import diff, explain, parse_counters, parse_nft, snapshot
-from pytest_vlanlb.node import ExecResult, Node
+from pytest_vlanlb.document.diagnosis import diagnose
+from pytest_vlanlb.grading.messages import Speaker
+from pytest_vlanlb.observation.counters import (
+    Observation,
+    diff,
+    explain,
+    parse_counters,
+    parse_nft,
+    snapshot,
+)
+from pytest_vlanlb.podman.container import Container, ExecResult
 
 DUMPS = Path(__file__).parent / "dumps"
 
@@ -142,11 +151,11 @@ def test_nft_tables_of_iptables_nft_are_left_to_iptables_save():
     )
 
 
-class RecordedRouter(Node):
+class RecordedRouter(Container):
     """A router whose commands answer from the recorded dumps, counting what was asked."""
 
     def __init__(self, has_nft: bool) -> None:
-        super().__init__(spec=None, container=None)  # type: ignore[arg-type]
+        super().__init__(container=None)  # type: ignore[arg-type]
         self.has_nft = has_nft
         self.asked: list[tuple[str, ...]] = []
 
@@ -174,3 +183,29 @@ def test_a_snapshot_reads_nft_only_where_the_router_has_it_and_asks_once(has_nft
     assert asked.count("/bin/sh") == 1  # whether nft is there: once per node
     assert asked.count("iptables-save") == 2
     assert asked.count("nft") == (2 if has_nft else 0)
+
+
+def recorded_pairs():
+    """Every recorded (before, after) pair of counters: iptables-save's and nft's."""
+    for before in sorted(DUMPS.glob("*_before.txt")):
+        name = before.name.removesuffix("_before.txt")
+        read = nft if name.startswith("nft_") else load
+        yield pytest.param(read(before.name), read(f"{name}_after.txt"), id=name)
+
+
+@pytest.mark.parametrize(("before", "after"), list(recorded_pairs()))
+def test_every_recorded_dump_is_said_the_same_wherever_it_is_printed(before, after):
+    """One wording: a lab test's failure, a grading verdict's evidence and a document step's
+    diagnosis say the same sentence for the same counters (numgen picks, affinity and
+    fall-through included), and the Japanese grader says each of them too."""
+    moves = diff(before, after)
+    said = explain(moves)
+    assert Speaker("en").moves(moves) == said
+    assert Observation("probe", moves).explain().endswith(f"router counters: {said}")
+    assert diagnose({"router": before}, {"router": after}, [])[0] == (
+        f"router counters while it ran: {said}"
+    )
+    japanese = Speaker("ja").moves(moves)
+    for english, ja in (("via numgen", "numgen"), ("via affinity", "アフィニティ"),
+                        ("fell through", "素通り")):  # fmt: skip
+        assert (english in said) is (ja in japanese), (english, japanese)

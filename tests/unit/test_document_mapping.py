@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
+from pytest_vlanlb.document.bash import split_commands
 from pytest_vlanlb.document.mapping import Action, RunContext, document_nics, plan_command
-from pytest_vlanlb.document.shell import split_commands
 
 
 def context(dot1q: bool = False) -> RunContext:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vlanlb.document.bash import ShellSyntaxError, split_commands
 from pytest_vlanlb.document.markdown import Fence, Prose, parse_document
 from pytest_vlanlb.document.promises import (
     AddressesOn,
@@ -23,7 +24,6 @@ from pytest_vlanlb.document.promises import (
     read_prose,
     running_containers,
 )
-from pytest_vlanlb.document.shell import ShellSyntaxError, split_commands
 
 DOC = """# A tiny lab
 

@@ -17,7 +17,8 @@ from pytest_vlanlb.document.settling import (
     ping_schedule,
     probe_argv,
 )
-from pytest_vlanlb.waiting import wait_until
+from pytest_vlanlb.observation.counters import parse_counters
+from pytest_vlanlb.util.waiting import wait_until
 
 HEADER = "PING 192.168.20.20 (192.168.20.20): 56 data bytes\n"
 REPLY = "64 bytes from 192.168.20.20: seq=0 ttl=63 time=0.4 ms\n"
@@ -98,13 +99,18 @@ COMMIT
 
 
 def test_a_probe_expected_to_answer_is_stopped_only_on_evidence_of_drops():
-    reads = iter([{"router": DUMP.format(n=1, b=60)}, {"router": DUMP.format(n=3, b=180)}])
+    reads = iter(
+        [
+            {"router": parse_counters(DUMP.format(n=1, b=60))},
+            {"router": parse_counters(DUMP.format(n=3, b=180))},
+        ]
+    )
     watch = Watch(
         CURL,
         [ExactOutput("Hello", "Hello\n")],
         expects_success=True,
         read_counters=lambda: next(reads),
-        before={"router": DUMP.format(n=0, b=0)},
+        before={"router": parse_counters(DUMP.format(n=0, b=0))},
     )
     assert watch.poll("", 0.5) is None  # too early to read the counters
     assert watch.poll("", 1.3) is None  # one drop: a SYN's first try
@@ -113,7 +119,9 @@ def test_a_probe_expected_to_answer_is_stopped_only_on_evidence_of_drops():
     assert settled is not None
     assert settled.status is None
     assert "3 packets dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP`" in settled.reason
-    assert watch.after == {"router": DUMP.format(n=3, b=180)}  # the diagnosis reads these
+    assert watch.after == {
+        "router": parse_counters(DUMP.format(n=3, b=180))
+    }  # the diagnosis reads these
     # Without counters (no router known) it waits for its limit, as before.
     assert Watch(CURL, [], expects_success=True).poll("", 14.0) is None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_vlanlb.document.bash import split_commands
 from pytest_vlanlb.document.promises import Fails, read_command
-from pytest_vlanlb.document.shell import split_commands
 from pytest_vlanlb.document.tolerance import CONDITIONAL, MAY_FAIL, OPTIONAL, allowance
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_vlanlb.failover import LINUX_DEFAULT_TIMERS, Gap, NeighbourTimers, Request
+from pytest_vlanlb.lab.failover import LINUX_DEFAULT_TIMERS, Gap, NeighbourTimers, Request
 
 
 def gap(*requests):

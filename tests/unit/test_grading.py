@@ -7,9 +7,10 @@ import ipaddress
 import pytest
 
 from pytest_vlanlb.errors import TopologyError, VlanlbError
-from pytest_vlanlb.grading import load_class, parse_ip_addr, parse_names
+from pytest_vlanlb.grading import load_class, parse_names
 from pytest_vlanlb.grading.judges import snat_rule_covers
-from pytest_vlanlb.probes import HttpOutcome, classify_wget
+from pytest_vlanlb.observation.addresses import parse_ip_addr
+from pytest_vlanlb.observation.probes import HttpOutcome, classify_wget
 
 
 def test_names_default_override_and_prefix():
@@ -167,7 +168,7 @@ class _SnmpNode:
         self.text = text
 
     def exec(self, *command: str):  # the one command echo_requests runs
-        from pytest_vlanlb.node import ExecResult
+        from pytest_vlanlb.podman.container import ExecResult
 
         assert command == ("cat", "/proc/net/snmp")
         return ExecResult(command, 0, self.text, "")
@@ -175,7 +176,7 @@ class _SnmpNode:
 
 def test_echo_requests_are_read_from_the_containers_own_icmp_counters():
     from pytest_vlanlb.grading.student import echo_requests
-    from pytest_vlanlb.probes import PingResult
+    from pytest_vlanlb.observation.probes import PingResult
 
     assert echo_requests(_SnmpNode(SNMP.format(sent=7))) == 7  # type: ignore[arg-type]
     assert echo_requests(_SnmpNode("")) is None  # type: ignore[arg-type]

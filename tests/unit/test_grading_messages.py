@@ -8,28 +8,32 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.counters import diff, parse_counters
 from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class
-from pytest_vlanlb.grading.messages import EN, JA, Speaker, default_language, placeholders
+from pytest_vlanlb.grading.messages import EN, JA, Speaker, default_language
 from pytest_vlanlb.grading.steps import titles
 from pytest_vlanlb.grading.verdict import FAIL, NOT_YET, PASS, Verdict
-from pytest_vlanlb.probes import HttpOutcome, HttpResult, PingResult
-from pytest_vlanlb.topology import load_topology
+from pytest_vlanlb.model.topology import load_topology
+from pytest_vlanlb.observation import words
+from pytest_vlanlb.observation.counters import diff, parse_counters
+from pytest_vlanlb.observation.probes import HttpOutcome, HttpResult, PingResult
+from pytest_vlanlb.observation.words import placeholders
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 #: Keys whose Japanese is the same as the English (numbers, or words kept as they are).
-SAME_IN_BOTH = {"label.steps", "ping.replies", "ping.ttl", "page.podman"}
+SAME_IN_BOTH = {"label.steps", "ping.replies", "ping.ttl", "page.podman", "moves.join"}
 
 
-def test_both_catalogues_have_the_same_keys_and_placeholders():
-    assert EN.keys() == JA.keys()
-    for key in EN:
-        assert placeholders(EN[key]) == placeholders(JA[key]), key
+@pytest.mark.parametrize(("en", "ja"), [(EN, JA), (words.EN, words.JA)])
+def test_both_catalogues_have_the_same_keys_and_placeholders(en, ja):
+    assert en.keys() == ja.keys()
+    for key in en:
+        assert placeholders(en[key]) == placeholders(ja[key]), key
 
 
-def test_the_japanese_catalogue_speaks_japanese():
-    english_left = [k for k, v in JA.items() if not JAPANESE.search(v) and k not in SAME_IN_BOTH]
+@pytest.mark.parametrize("ja", [JA, words.JA])
+def test_the_japanese_catalogue_speaks_japanese(ja):
+    english_left = [k for k, v in ja.items() if not JAPANESE.search(v) and k not in SAME_IN_BOTH]
     assert english_left == []
 
 

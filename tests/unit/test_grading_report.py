@@ -10,7 +10,7 @@ import pytest
 from pytest_vlanlb.errors import TopologyError
 from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class
 from pytest_vlanlb.grading.verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS, Verdict
-from pytest_vlanlb.topology import load_topology
+from pytest_vlanlb.model.topology import load_topology
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
 CLASS = """weights: {vip-curl: 3, env: 0.5}

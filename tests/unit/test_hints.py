@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from pytest_vlanlb.grading.hints import Hints, shell_line
-from pytest_vlanlb.topology import Role, load_topology
+from pytest_vlanlb.model.topology import Role, load_topology
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vlanlb import host_setup
+from pytest_vlanlb import cli
 from pytest_vlanlb.errors import PreflightError
+from pytest_vlanlb.host import setup
 
 
 def test_a_host_without_apt_is_told_what_to_install_and_how_to_go_on(monkeypatch):
-    monkeypatch.setattr(host_setup.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(setup.shutil, "which", lambda tool: None)
     with pytest.raises(PreflightError) as caught:
-        host_setup.install_packages(print)
+        setup.install_packages(print)
     message = str(caught.value)
     assert "this host has no apt" in message
     assert "`vlanlb setup --no-packages`" in message
@@ -20,10 +21,10 @@ def test_a_host_without_apt_is_told_what_to_install_and_how_to_go_on(monkeypatch
 
 
 def test_missing_tools_are_named_with_their_packages(monkeypatch):
-    present = {"podman", "runc", "iptables", "mmdebstrap"}
-    monkeypatch.setattr(host_setup.shutil, "which", lambda tool: tool if tool in present else None)
+    present = {"podman", "runc", "crun", "iptables", "mmdebstrap"}
+    monkeypatch.setattr(setup.shutil, "which", lambda tool: tool if tool in present else None)
     with pytest.raises(PreflightError) as caught:
-        host_setup.check_tools()
+        setup.check_tools()
     assert str(caught.value) == (
         "missing: ip, nsenter, unshare: install iproute2 util-linux "
         "(`vlanlb setup` does it on a host with apt)"
@@ -31,6 +32,6 @@ def test_missing_tools_are_named_with_their_packages(monkeypatch):
 
 
 def test_setup_needs_root(monkeypatch):
-    monkeypatch.setattr(host_setup.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     with pytest.raises(PreflightError, match="needs root: run it with sudo"):
-        host_setup.set_up(packages=False)
+        cli.set_up(packages=False)

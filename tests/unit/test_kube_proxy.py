@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from pytest_vlanlb.layers import kube_proxy_nftables as nft
-from pytest_vlanlb.layers.kube_proxy import ServiceSpec
-from pytest_vlanlb.layers.kube_proxy_iptables import chain_names, removal_text, restore_text
+from pytest_vlanlb.lab.layers.kube_proxy import nftables as nft
+from pytest_vlanlb.lab.layers.kube_proxy.iptables import chain_names, removal_text, restore_text
+from pytest_vlanlb.lab.layers.kube_proxy.spec import ServiceSpec
 
 SERVICE = "default/service:http"
 ENDPOINTS = ("192.168.20.21:80", "192.168.20.22:80", "192.168.20.23:80")

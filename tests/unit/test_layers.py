@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_vlanlb.errors import VlanlbError
-from pytest_vlanlb.layers import LAYERS, hex_to_ipv4, layer, ordered
+from pytest_vlanlb.lab.layers import LAYERS, hex_to_ipv4, layer, ordered
 
 FACTS = {
     "public_if": "eth1",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from podman.errors import APIError, NotFound
 
-from pytest_vlanlb import sweep
-from pytest_vlanlb.sweep import Leftover, select_leftovers
+from pytest_vlanlb.host import sweep
+from pytest_vlanlb.host.sweep import Leftover, select_leftovers
 
 DEAD = Leftover("container", "vlb-111111-a", "111111", kept=False)
 KEPT = Leftover("container", "vlb-222222-a", "222222", kept=True)

@@ -8,15 +8,8 @@ import sys
 
 import pytest
 
-from pytest_vlanlb.naming import (
-    LABEL_KEEP,
-    LABEL_OWNER,
-    LABEL_RUN,
-    LinkAlias,
-    RunNames,
-    owner_is_alive,
-    owner_token,
-)
+from pytest_vlanlb.host.naming import LABEL_KEEP, LABEL_OWNER, LABEL_RUN, LinkAlias, RunNames
+from pytest_vlanlb.util.owners import owner_is_alive, owner_token
 
 
 def test_names_are_prefixed_per_run_and_never_the_bare_workshop_names():
@@ -75,7 +68,7 @@ def test_objects_of_other_hosts_count_as_alive():
 
 
 def test_stale_service_folders_of_dead_runs_are_removed(tmp_path):
-    from pytest_vlanlb.podman_service import remove_stale_workdirs
+    from pytest_vlanlb.podman.api import remove_stale_workdirs
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -97,7 +90,7 @@ def test_a_killed_process_not_yet_reaped_is_not_an_owner():
     import signal
     import subprocess
 
-    from pytest_vlanlb.naming import owner_is_alive, owner_token, process_start_time
+    from pytest_vlanlb.util.owners import owner_is_alive, owner_token, process_start_time
 
     child = subprocess.Popen(["sleep", "60"])
     token = owner_token(child.pid)

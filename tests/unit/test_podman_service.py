@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vlanlb import podman_service
 from pytest_vlanlb.errors import PreflightError
-from pytest_vlanlb.podman_service import check_version, choose_network_backend, containers_conf
-from pytest_vlanlb.remote import is_ssh, ssh_command
+from pytest_vlanlb.podman import api
+from pytest_vlanlb.podman.api import check_version, choose_network_backend, service_conf
+from pytest_vlanlb.podman.remote import is_ssh, ssh_command
 
 
 @pytest.mark.parametrize(
@@ -20,17 +20,17 @@ from pytest_vlanlb.remote import is_ssh, ssh_command
     ],
 )
 def test_backend_choice(monkeypatch, installed, requested, chosen):
-    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: installed)
-    monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
+    monkeypatch.setattr(api, "installed_network_backends", lambda: installed)
+    monkeypatch.setattr(api, "podman_builds_cni", lambda: True)
     assert choose_network_backend(requested) == chosen
 
 
 def test_a_missing_backend_names_the_package(monkeypatch):
-    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: ["netavark"])
-    monkeypatch.setattr(podman_service, "podman_builds_cni", lambda: True)
+    monkeypatch.setattr(api, "installed_network_backends", lambda: ["netavark"])
+    monkeypatch.setattr(api, "podman_builds_cni", lambda: True)
     with pytest.raises(PreflightError, match="apt-get install containernetworking-plugins"):
         choose_network_backend("cni")
-    monkeypatch.setattr(podman_service, "installed_network_backends", lambda: [])
+    monkeypatch.setattr(api, "installed_network_backends", lambda: [])
     with pytest.raises(PreflightError, match="no network backend installed: run `vlanlb setup`"):
         choose_network_backend("auto")
 
@@ -48,16 +48,16 @@ esac
 @pytest.fixture(autouse=True)
 def fresh_cni_probe():
     """podman_builds_cni() is asked once per process: each test asks its own podman."""
-    podman_service.podman_builds_cni.cache_clear()
+    api.podman_builds_cni.cache_clear()
     yield
-    podman_service.podman_builds_cni.cache_clear()
+    api.podman_builds_cni.cache_clear()
 
 
 def fake_podman(folder, script: str, monkeypatch) -> None:
     (folder / "podman").write_text(script)
     (folder / "podman").chmod(0o755)
     monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
-    monkeypatch.setattr(podman_service, "CNI_DIRS", (str(folder),))
+    monkeypatch.setattr(api, "CNI_DIRS", (str(folder),))
     (folder / "macvlan").write_text("")  # CNI's plugins are installed: podman cannot use them
 
 
@@ -71,10 +71,10 @@ def fake_podman(folder, script: str, monkeypatch) -> None:
 )
 def test_cni_is_found_only_in_a_podman_built_with_it(tmp_path, monkeypatch, script, has_cni):
     fake_podman(tmp_path, script, monkeypatch)
-    monkeypatch.setattr(podman_service, "HELPER_DIRS", (str(tmp_path),))
+    monkeypatch.setattr(api, "HELPER_DIRS", (str(tmp_path),))
     (tmp_path / "netavark").write_text("")
-    assert podman_service.podman_builds_cni() is has_cni
-    assert podman_service.installed_network_backends() == ["netavark", "cni"][: 1 + has_cni]
+    assert api.podman_builds_cni() is has_cni
+    assert api.installed_network_backends() == ["netavark", "cni"][: 1 + has_cni]
 
 
 def test_cni_on_a_podman_without_it_says_so_and_how_to_go_on(tmp_path, monkeypatch):
@@ -88,8 +88,8 @@ def test_cni_on_a_podman_without_it_says_so_and_how_to_go_on(tmp_path, monkeypat
 
 
 def test_our_containers_conf_names_the_backend_explicitly():
-    assert '[network]\nnetwork_backend = "cni"' in containers_conf("cni")
-    assert "network_backend" not in containers_conf(None)
+    assert '[network]\nnetwork_backend = "cni"' in service_conf("cni")
+    assert "network_backend" not in service_conf(None)
 
 
 @pytest.mark.parametrize("version", ["4.3.1", "4.9.3", "5.2.0", "5.0.0-dev"])
@@ -116,7 +116,7 @@ def test_ssh_command_is_non_interactive_and_bounded():
 
 
 def test_our_containers_conf_shortens_the_exec_sessions_linger():
-    conf = containers_conf(None, stop_timeout=0)
+    conf = service_conf(None, stop_timeout=0)
     engine = conf.split("[engine]\n", 1)[1]
     assert "exit_command_delay = 30" in engine
     assert "stop_timeout = 0" in engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_vlanlb.probes import HttpOutcome, classify_curl, parse_ping
+from pytest_vlanlb.observation.probes import HttpOutcome, classify_curl, parse_ping
 
 IPUTILS_OK = """PING 192.168.20.20 (192.168.20.20) 56(84) bytes of data.
 64 bytes from 192.168.20.20: icmp_seq=1 ttl=63 time=0.392 ms

@@ -12,7 +12,7 @@ from pytest_vlanlb.document import sandbox
 from pytest_vlanlb.document.confinement import IdRange
 from pytest_vlanlb.document.store import IMAGE_CACHE, image_store
 from pytest_vlanlb.errors import PreflightError
-from pytest_vlanlb.naming import owner_token, process_start_time
+from pytest_vlanlb.util.owners import owner_token, process_start_time
 
 
 def test_podman_in_the_sandbox_never_pulls_and_writes_no_cgroup():
@@ -78,7 +78,9 @@ def test_the_sweep_kills_a_dead_runs_sandbox_but_never_a_reused_pid(tmp_path):
 def test_a_missing_host_tool_is_named_with_its_package(monkeypatch):
     real = sandbox.shutil.which
     monkeypatch.setattr(sandbox.shutil, "which", lambda t: None if t == "crun" else real(t))
-    with pytest.raises(PreflightError, match=r"needs crun: `apt-get install crun`"):
+    with pytest.raises(
+        PreflightError, match=r"^document mode's sandbox: missing: crun: install crun \(`vlanlb"
+    ):
         sandbox.check_host_tools()
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from pytest_vlanlb.shells import socket_address
+from pytest_vlanlb.podman.exec_shells import socket_address
 
 
 @pytest.mark.parametrize(

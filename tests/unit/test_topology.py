@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pytest_vlanlb.errors import TopologyError
-from pytest_vlanlb.topology import (
+from pytest_vlanlb.model.topology import (
     UPLINK,
     known_topologies,
     load_topology,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_vlanlb.naming import RunNames
-from pytest_vlanlb.wires import WireKind, parent_names, plan_wires
+from pytest_vlanlb.host.naming import RunNames
+from pytest_vlanlb.host.wires import WireKind, parent_names, plan_wires
 
 VLANS = [("public", 10), ("pods", 20)]
 

@@ -1,0 +1,145 @@
+"""`vlanlb`: housekeeping outside a test run (set a host up, build the node image, remove
+leftovers)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .document.sandbox import enter_kept, remove_stale_sandboxes
+from .document.store import ensure_image_store, image_store
+from .errors import PreflightError, VlanlbError
+from .host.image import ImageRecipe, ensure_alpine_standin, ensure_image
+from .host.preflight import preflight
+from .host.setup import Progress, check_tools, install_packages
+from .host.sweep import remove_leftovers
+from .podman.api import (
+    NETWORK_BACKENDS,
+    installed_network_backends,
+    podman_service,
+    service_facts,
+    start_service,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vlanlb", description=__doc__)
+    parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    setup = commands.add_parser(
+        "setup",
+        help="make this host ready: system packages (apt), then the node image, document "
+        "mode's alpine stand-in and its image store",
+    )
+    setup.add_argument(
+        "--no-packages",
+        action="store_true",
+        help="install no packages (the host's administrator does): only check the tools",
+    )
+    commands.add_parser(
+        "build-image",
+        help="build the built-in node image (and document mode's alpine stand-in) if missing",
+    )
+    commands.add_parser(
+        "backends", help="check that podman works with each installed network backend"
+    )
+    enter = commands.add_parser(
+        "enter", help="a shell (or COMMAND) in a kept document sandbox (--vlanlb-keep)"
+    )
+    enter.add_argument("run", help="the run's id, as the keep message names it")
+    enter.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
+    cleanup = commands.add_parser(
+        "cleanup", help="remove labs left by runs that died (kept labs only with --kept/--run)"
+    )
+    cleanup.add_argument("--run", help="remove this run's lab (e.g. one kept with --vlanlb-keep)")
+    cleanup.add_argument("--kept", action="store_true", help="also remove kept labs")
+    cleanup.add_argument("--dry-run", action="store_true", help="list, do not remove")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "setup":
+            for made in set_up(packages=not args.no_packages, progress=_say):
+                print(made)
+            return 0
+        if args.command == "enter":
+            enter_kept(args.run, args.argv)  # returns only when there is no such sandbox
+        preflight()
+        if args.command == "backends":
+            return check_backends()
+        if args.command == "build-image":
+            with podman_service(args.url) as service:
+                client = service.client()
+                node = ensure_image(client, ImageRecipe())
+                print(node)
+                standin = ensure_alpine_standin(client, node)  # document mode's `alpine`
+                print(standin)
+                # ... in its sandboxes' read-only image store
+                print(ensure_image_store(client, standin, image_store(standin)))
+            return 0
+        # Networks live in one backend's configuration: without --url, sweep each installed
+        # backend (containers and host links are found by the first).
+        network_backends = ["auto"] if args.url else installed_network_backends() or ["auto"]
+        items = []
+        for network_backend in network_backends:
+            with podman_service(args.url, network_backend) as service:
+                items += remove_leftovers(
+                    service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
+                )
+        verb = "found" if args.dry_run else "removed"
+        sandboxes = remove_stale_sandboxes(
+            include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
+        )
+        for name in sandboxes:
+            print(f"{verb} document sandbox {name}")
+        for item in dict.fromkeys(items):
+            kept = " (kept)" if item.kept else ""
+            print(f"{verb} {item.kind} {item.name} of run {item.run_id}{kept}")
+        if not items and not sandboxes:
+            print("nothing to remove")
+        return 0
+    except VlanlbError as exc:
+        print(f"vlanlb: {exc}", file=sys.stderr)
+        return 2
+
+
+def _say(message: str) -> None:
+    print(f"vlanlb setup: {message}", file=sys.stderr)
+
+
+def check_backends() -> int:
+    """Start a private service per backend (and one with podman's own choice); 1 if any fails."""
+    installed = installed_network_backends()
+    failed = 0
+    for network_backend in (None, *NETWORK_BACKENDS):
+        label = network_backend or "podman's own choice"
+        if network_backend is not None and network_backend not in installed:
+            print(f"{label}: not installed")
+            failed += network_backend == "netavark"  # the default backend must be there
+            continue
+        service = start_service(network_backend=network_backend)
+        try:
+            version, seen = service_facts(service.url)
+        finally:
+            service.stop()
+        ok = network_backend in (None, seen)
+        failed += not ok
+        print(f"{label}: podman {version} uses {seen}" + ("" if ok else " (NOT what was asked)"))
+    if failed:
+        print("vlanlb: a network backend is missing or broken: run `vlanlb setup`", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def set_up(*, packages: bool, progress: Progress = print) -> list[str]:
+    """Packages (unless told not to), the tools' check, then the images; returns the images
+    made or found: node image, alpine stand-in, sandbox image store."""
+    if os.geteuid() != 0:
+        raise PreflightError("`vlanlb setup` needs root: run it with sudo")
+    if packages:
+        install_packages(progress)
+    check_tools()
+    with podman_service(None) as service:
+        client = service.client()
+        node = ensure_image(client, ImageRecipe(), progress)
+        standin = ensure_alpine_standin(client, node, progress)
+        store = ensure_image_store(client, standin, image_store(standin))
+    return [node, standin, str(store)]

@@ -1,0 +1,250 @@
+"""Packet counters: which rules a probe's packets hit, said in network terms.
+
+`iptables-save -c` and `nft -a list ruleset` are read before and after a probe; the rules
+(and chain policies) whose counters moved explain what happened to the packets, e.g. "3
+packets dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT", or, for
+kube-proxy's nftables mode, "3 packets went to endpoint-… via numgen 1". nft tables that
+iptables-nft manages are read through iptables-save only, in iptables' own words. The same
+reading serves grading.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ..podman.container import Container
+from .words import ENGLISH, Counted, Fact, FellThrough, Picked
+
+_COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+)(?: (.*))?$")
+_CHAIN = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
+_NFT_TABLE = re.compile(r"^table (\S+) (\S+) \{")
+_NFT_CHAIN = re.compile(r"^chain (\S+) \{")
+_NFT_HANDLE = re.compile(r"\s*# handle \d+$")
+_NFT_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+)\s*")
+_NFT_COMMENT = re.compile(r' comment "[^"]*"$')
+#: The statements that decide a packet's fate in an nft rule (its "target").
+_NFT_ACTIONS = frozenset(
+    {"dnat", "snat", "masquerade", "redirect", "reject", "drop", "accept", "return", "goto", "jump"}
+)
+#: Tables iptables-nft manages: their rules come from iptables-save instead.
+XTABLES_FAMILIES = frozenset({"ip", "ip6", "arp", "bridge"})
+XTABLES_NAMES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    """One iptables rule's (or chain policy's) packet and byte counts, from `iptables-save -c`."""
+
+    table: str
+    chain: str
+    number: int  # 1-based position in its chain; 0 for the chain's policy
+    spec: str  # the rule without "-A CHAIN", or the policy ("ACCEPT")
+    packets: int
+    bytes: int
+    action: str = ""  # an nft rule's deciding statement ("dnat", "vmap", ...); "" for iptables
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return (self.table, self.chain, self.number, self.spec)
+
+    @property
+    def target(self) -> str:
+        if self.action:
+            return self.action
+        if self.number == 0:
+            return self.spec
+        match = re.search(r"-j (\S+)", self.spec)
+        return match[1] if match else ""
+
+
+#: One reading of a router's counters: rule (table, chain, position, text) -> its count.
+Counters = dict[tuple[str, str, int, str], RuleCount]
+
+
+def parse_counters(dump: str) -> Counters:
+    """Parse `iptables-save -c` (all tables) into counters keyed by table/chain/number/spec."""
+    counters: Counters = {}
+    table = ""
+    positions: dict[tuple[str, str], int] = {}
+    for line in dump.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            table = line[1:]
+        elif chain := _CHAIN.match(line):
+            name, policy, packets, size = chain.groups()
+            if policy != "-":  # user chains have no policy
+                c = RuleCount(table, name, 0, policy, int(packets), int(size))
+                counters[c.key] = c
+        elif rule := _COUNTED_RULE.match(line):
+            packets, size, name, spec = rule.groups()
+            number = positions.get((table, name), 0) + 1
+            positions[(table, name)] = number
+            c = RuleCount(table, name, number, spec or "", int(packets), int(size))
+            counters[c.key] = c
+    return counters
+
+
+def _nft_action(spec: str) -> str:
+    bare = re.sub(r"\{[^}]*\}", "{}", _NFT_COMMENT.sub("", spec))
+    if " vmap " in f" {bare} ":
+        return "vmap"
+    return next((word for word in reversed(bare.split()) if word in _NFT_ACTIONS), "")
+
+
+def parse_nft(dump: str) -> Counters:
+    """Parse `nft -a list ruleset` into counters for the rules that carry a `counter`, keyed
+    as parse_counters keys iptables' ("ip kube-proxy", chain, position, rule text)."""
+    counters: Counters = {}
+    table = chain = ""
+    number = 0
+    for line in dump.splitlines():
+        line = line.strip()
+        if table_line := _NFT_TABLE.match(line):
+            family, name = table_line.groups()
+            xtables = family in XTABLES_FAMILIES and name in XTABLES_NAMES
+            table, chain = ("" if xtables else f"{family} {name}"), ""
+        elif chain_line := _NFT_CHAIN.match(line):
+            chain, number = chain_line[1], 0
+        elif line == "}":
+            chain = ""  # a chain, set or map ends (their contents carry no handles)
+        elif table and chain and (handle := _NFT_HANDLE.search(line)):
+            number += 1
+            text = line[: handle.start()]
+            counted = _NFT_COUNTER.search(text)
+            if counted is None:
+                continue
+            spec = _NFT_COUNTER.sub("", text).strip()
+            c = RuleCount(
+                table, chain, number, spec, int(counted[1]), int(counted[2]), _nft_action(spec)
+            )
+            counters[c.key] = c
+    return counters
+
+
+@dataclass(frozen=True)
+class Move:
+    """A counter that moved during a probe."""
+
+    counter: RuleCount
+    packets: int
+
+
+_NUMGEN_ELEMENT = re.compile(r"(\d+) : goto ([^\s,}]+)")
+_AFFINITY_GOTO = re.compile(r"ip saddr @(\S+) goto (\S+)")
+
+
+def _picks(moves: list[Move]) -> tuple[list[Fact], set[int]]:
+    """kube-proxy's nftables endpoint choice: each endpoint chain's DNAT told as the numgen
+    pick or affinity set that led there, and numbers the numgen map had no element for.
+    Returns the facts and the ids of the moves they tell."""
+    told: set[int] = set()
+    numgen_index: dict[str, tuple[Move, str]] = {}
+    by_affinity: dict[str, tuple[str, int]] = {}
+    for m in moves:
+        spec = m.counter.spec
+        if m.counter.action == "vmap" and spec.startswith("numgen "):
+            for index, chain in _NUMGEN_ELEMENT.findall(spec):
+                numgen_index.setdefault(chain, (m, index))
+            told.add(id(m))
+        elif m.counter.action == "goto" and (affinity := _AFFINITY_GOTO.search(spec)):
+            by_affinity[affinity[2]] = (affinity[1], m.packets)
+            told.add(id(m))
+    facts: list[Fact] = []
+    picked: dict[int, int] = {}
+    for m in moves:
+        chain = m.counter.chain
+        if m.counter.action != "dnat" or (chain not in numgen_index and chain not in by_affinity):
+            continue
+        told.add(id(m))
+        address = m.counter.spec.rpartition(" ")[2]
+        affinity_set, sticky = by_affinity.get(chain, ("", 0))
+        by_numgen = m.packets - sticky
+        if by_numgen > 0 and chain in numgen_index:
+            rule, index = numgen_index[chain]
+            picked[id(rule)] = picked.get(id(rule), 0) + by_numgen
+            facts.append(Picked(by_numgen, chain, address, index=index))
+        if sticky:
+            facts.append(Picked(sticky, chain, address, affinity_set=affinity_set))
+    for m in moves:
+        if id(m) in told and m.counter.spec.startswith("numgen "):
+            missed = m.packets - picked.get(id(m), 0)
+            if missed > 0:
+                facts.append(FellThrough(m.counter, missed))
+    return facts, told
+
+
+def diff(before: Counters, after: Counters) -> list[Move]:
+    moves = []
+    for key, counter in after.items():
+        old = before.get(key)
+        delta = counter.packets - (old.packets if old else 0)
+        if delta > 0:
+            moves.append(Move(counter, delta))
+    return moves
+
+
+def story(moves: list[Move]) -> list[Fact]:
+    """What the counters say happened, in the order it happened: kube-proxy's nftables picks
+    first, the other nft rules in the ruleset's own order, then iptables' rules, NAT before
+    filtering (a filter DROP after a DNAT is said to have taken DNAT'ed traffic)."""
+    dnat = any(m.counter.target in ("DNAT", "dnat") for m in moves)
+    order = {"raw": 0, "mangle": 1, "nat": 2, "filter": 3}
+    iptables = sorted(
+        (m for m in moves if not m.counter.action),
+        key=lambda m: (order.get(m.counter.table, 9), m.counter.chain, m.counter.number),
+    )
+    picks, told = _picks(moves)
+    nft = [m for m in moves if m.counter.action and id(m) not in told]
+
+    def counted(m: Move) -> Counted:
+        took_dnat = dnat and m.counter.table == "filter" and m.counter.target == "DROP"
+        return Counted(m.counter, m.packets, after_dnat=took_dnat)
+
+    return [*picks, *(counted(m) for m in nft), *(counted(m) for m in iptables)]
+
+
+def explain(moves: list[Move]) -> str:
+    """The story in English (`words.Words(language).facts(story(moves))` in another)."""
+    return ENGLISH.facts(story(moves))
+
+
+def snapshot(router: Container) -> Counters:
+    """The router's iptables counters and its nft rules' counters (where it has nft).
+
+    Two commands, each the listing itself: a student's router is read through bounds that
+    let a rule listing through whole (grading/bounded.py) but cut any other output short.
+    nft is asked for only where the router has it (found out once per node)."""
+    counters = parse_counters(router.exec("iptables-save", "-c").stdout)
+    if router.has_command("nft"):
+        counters.update(parse_nft(router.exec("nft", "-a", "list", "ruleset").stdout))
+    return counters
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Observation(Generic[T]):
+    """A probe's result with what the router's counters saw meanwhile."""
+
+    result: T
+    moves: list[Move]
+
+    def explain(self) -> str:
+        return f"{self.result}\n  router counters: {explain(self.moves)}"
+
+    def moved(self, table: str, chain: str, target: str) -> int:
+        return sum(
+            m.packets
+            for m in self.moves
+            if (m.counter.table, m.counter.chain, m.counter.target) == (table, chain, target)
+        )
+
+
+def observe(router: Container, probe: Callable[[], T]) -> Observation[T]:
+    before = snapshot(router)
+    result = probe()
+    return Observation(result, diff(before, snapshot(router)))
