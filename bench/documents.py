@@ -2,7 +2,7 @@
 
 Both in one invocation, alternating, so the ratio compares like with like on a noisy host:
   - "document mode": `pytest --vlanlb-doc DOC1 --vlanlb-doc DOC2` (every check, the report,
-    the diagnosis of a failed step, the podman service it starts, the final cleanup);
+    the diagnosis of a failed step, the podman API it starts, the final cleanup);
   - "plain script": the same commands, with the same rewrites (apk as a tool check, internet
     commands left out, VLAN links emulated where the kernel lacks 8021q) typed one after
     another into one bash script, each with the same time limit, with no checks at all, run

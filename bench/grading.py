@@ -42,15 +42,15 @@ from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.host.image import ImageRecipe, import_rootfs  # noqa: E402
 from pytest_vlanlb.host.sweep import remove_leftovers  # noqa: E402
-from pytest_vlanlb.podman.api import PodmanService, start_service  # noqa: E402
+from pytest_vlanlb.podman.api import PodmanApi, start_api  # noqa: E402
 
 TARGET_SECONDS = 40.0
 PAGE_TARGET = 2.0
 SESSIONS: list[int] = []  # exec sessions (conmon processes) each grading run opened
 
 
-def student_image(service: PodmanService) -> str:
-    client = service.client()
+def student_image(api: PodmanApi) -> str:
+    client = api.client()
     tag = "localhost/vlanlb-bench-student-busybox:latest"
     if not client.images.exists(tag):
         if not BUSYBOX.exists():
@@ -63,10 +63,10 @@ def student_image(service: PodmanService) -> str:
 
 
 @contextlib.contextmanager
-def student_labs(service: PodmanService, students: int) -> Iterator[dict[str, StudentLab]]:
-    client = service.client()
+def student_labs(api: PodmanApi, students: int) -> Iterator[dict[str, StudentLab]]:
+    client = api.client()
     remove_leftovers(client)
-    busybox = student_image(service)
+    busybox = student_image(api)
     node = ImageRecipe().tag
     labs: dict[str, StudentLab] = {}
     try:
@@ -83,7 +83,7 @@ def student_labs(service: PodmanService, students: int) -> Iterator[dict[str, St
             remove_student_lab(client, lab)
 
 
-def grade(work: Path, service: PodmanService, *xdist: str) -> float:
+def grade(work: Path, api: PodmanApi, *xdist: str) -> float:
     command = [
         str(ROOT / ".venv/bin/pytest"),
         "-p",
@@ -92,7 +92,7 @@ def grade(work: Path, service: PodmanService, *xdist: str) -> float:
         *xdist,
         "--vlanlb-class",
         "class.yaml",
-        f"--vlanlb-url={service.url}",
+        f"--vlanlb-url={api.url}",
         "--vlanlb-report",
         "reports",
     ]
@@ -112,10 +112,10 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    service = start_service(network_backend="netavark")
+    api = start_api(network_backend="netavark")
     try:
         print(f"building {args.students} student-like labs ...", flush=True)
-        with student_labs(service, args.students) as labs, tempfile.TemporaryDirectory() as tmp:
+        with student_labs(api, args.students) as labs, tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             lines = ["environments:"]
             for name, lab in labs.items():
@@ -125,7 +125,7 @@ def main() -> None:
             times: dict[str, list[float]] = {name: [] for name in contenders}
             for round_ in range(1, args.rounds + 1):
                 for name, xdist in contenders.items():
-                    times[name].append(grade(work, service, *xdist))
+                    times[name].append(grade(work, api, *xdist))
                     print(f"round {round_}: {name:6} {times[name][-1]:6.1f} s", flush=True)
             page = work / "reports" / "index.html"
             page_kib = page.stat().st_size // 1024
@@ -135,7 +135,7 @@ def main() -> None:
                 assert len(shown["rows"]) == args.students, shown["rows"].keys()
                 renders.append(seconds)
     finally:
-        service.stop()
+        api.stop()
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"\nmedians of {args.rounds} round(s), {args.students} environments:")
     for name, value in median.items():

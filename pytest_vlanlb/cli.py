@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from . import __version__
 from .document.sandbox import enter_kept, remove_stale_sandboxes
 from .document.store import ensure_image_store, image_store
 from .errors import PreflightError, VlanlbError
@@ -16,17 +17,22 @@ from .host.setup import Progress, check_tools, install_packages
 from .host.sweep import remove_leftovers
 from .podman.api import (
     NETWORK_BACKENDS,
+    api_facts,
     installed_network_backends,
-    podman_service,
-    service_facts,
-    start_service,
+    podman_api,
+    start_api,
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vlanlb", description=__doc__)
     parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="{setup,build-image,network-backends,enter,cleanup}",  # not the old aliases
+    )
     setup = commands.add_parser(
         "setup",
         help="make this host ready: system packages (apt), then the node image, document "
@@ -42,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         help="build the built-in node image (and document mode's alpine stand-in) if missing",
     )
     commands.add_parser(
-        "backends", help="check that podman works with each installed network backend"
+        "network-backends", help="check that podman works with each installed network backend"
     )
+    commands.add_parser("backends")  # its old name, kept for one release (not listed)
     enter = commands.add_parser(
         "enter", help="a shell (or COMMAND) in a kept document sandbox (--vlanlb-keep)"
     )
@@ -64,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "enter":
             enter_kept(args.run, args.argv)  # returns only when there is no such sandbox
         preflight()
-        if args.command == "backends":
-            return check_backends()
+        if args.command in ("network-backends", "backends"):
+            return check_network_backends()
         if args.command == "build-image":
-            with podman_service(args.url) as service:
-                client = service.client()
+            with podman_api(args.url) as api:
+                client = api.client()
                 node = ensure_image(client, ImageRecipe())
                 print(node)
                 standin = ensure_alpine_standin(client, node)  # document mode's `alpine`
@@ -81,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         network_backends = ["auto"] if args.url else installed_network_backends() or ["auto"]
         items = []
         for network_backend in network_backends:
-            with podman_service(args.url, network_backend) as service:
+            with podman_api(args.url, network_backend) as api:
                 items += remove_leftovers(
-                    service.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
+                    api.client(), include_kept=args.kept, run_id=args.run, dry_run=args.dry_run
                 )
         verb = "found" if args.dry_run else "removed"
         sandboxes = remove_stale_sandboxes(
@@ -106,8 +113,9 @@ def _say(message: str) -> None:
     print(f"vlanlb setup: {message}", file=sys.stderr)
 
 
-def check_backends() -> int:
-    """Start a private service per backend (and one with podman's own choice); 1 if any fails."""
+def check_network_backends() -> int:
+    """Start a private podman API per network backend (and one with podman's own choice); 1 if
+    any fails."""
     installed = installed_network_backends()
     failed = 0
     for network_backend in (None, *NETWORK_BACKENDS):
@@ -116,11 +124,11 @@ def check_backends() -> int:
             print(f"{label}: not installed")
             failed += network_backend == "netavark"  # the default backend must be there
             continue
-        service = start_service(network_backend=network_backend)
+        api = start_api(network_backend=network_backend)
         try:
-            version, seen = service_facts(service.url)
+            version, seen = api_facts(api.url)
         finally:
-            service.stop()
+            api.stop()
         ok = network_backend in (None, seen)
         failed += not ok
         print(f"{label}: podman {version} uses {seen}" + ("" if ok else " (NOT what was asked)"))
@@ -137,8 +145,8 @@ def set_up(*, packages: bool, progress: Progress = print) -> list[str]:
     if packages:
         install_packages(progress)
     check_tools()
-    with podman_service(None) as service:
-        client = service.client()
+    with podman_api(None) as api:
+        client = api.client()
         node = ensure_image(client, ImageRecipe(), progress)
         standin = ensure_alpine_standin(client, node, progress)
         store = ensure_image_store(client, standin, image_store(standin))

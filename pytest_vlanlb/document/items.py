@@ -17,7 +17,7 @@ import pytest
 
 from ..errors import PreflightError, VlanlbError
 from ..host.preflight import preflight
-from ..podman.api import service_version
+from ..podman.api import api_version
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .model import StepVerdict
@@ -74,8 +74,8 @@ class DocumentStep(pytest.Item):
         return parent.document
 
     def runtest(self) -> None:
-        session = self.config.pluginmanager.get_plugin(DocumentSession.PLUGIN_NAME)
-        assert isinstance(session, DocumentSession)
+        session = self.config.pluginmanager.get_plugin(DocumentMode.PLUGIN_NAME)
+        assert isinstance(session, DocumentMode)
         run = session.run()
         verdict = run.run_section(self.document, self.section)
         text = describe(verdict, run.timeout)
@@ -127,7 +127,7 @@ def document_items(session: pytest.Session, documents: list[Document]) -> list[p
     return items + ordered_cleanups
 
 
-class DocumentSession:
+class DocumentMode:
     """A plugin object: the session's document sandbox, made at the first step and removed at
     the end of the session (whatever the steps' own cleanup did), and the summary."""
 
@@ -174,7 +174,7 @@ class DocumentSession:
                 sandbox = self._run.sandbox
                 self.progress(
                     f"document sandbox {self._run.names.run_id}: podman "
-                    f"{service_version(sandbox.api_url)}, NICs {', '.join(sandbox.nics)}, "
+                    f"{api_version(sandbox.api_url)}, NICs {', '.join(sandbox.nics)}, "
                     + ("802.1Q links" if self._run.context.dot1q else "8021q emulated by veth")
                     + f"; at most {sandbox.cgroups.describe()}"
                 )

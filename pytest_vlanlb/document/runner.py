@@ -51,7 +51,7 @@ Progress = Callable[[str], None]
 # the earlier commands exported and the folder they left are restored first, and saved (and
 # sent to the runner after a marker on stderr) whatever way the command ends. Builtins only:
 # a document may have changed PATH.
-_SESSION = r"""
+_TERMINAL = r"""
 __vlanlb_command=$1
 shift
 if [ -r /run/vlanlb/session ]; then . /run/vlanlb/session; fi
@@ -289,7 +289,7 @@ class DocumentRun:
         `watch`, it is stopped as soon as its output settles its result."""
         limit = self.timeout if limit is None else limit
         started = time.monotonic()
-        argv = ["bash", "--noprofile", "--norc", "-c", _SESSION, "bash", script]
+        argv = ["bash", "--noprofile", "--norc", "-c", _TERMINAL, "bash", script]
         try:
             # A session of its own: a time-out ends the whole pipeline.
             process = self.sandbox.run(argv, VLANLB_MARKER=self._marker)

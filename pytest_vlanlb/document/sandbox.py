@@ -21,7 +21,7 @@ is the only thing they can reach, owned by a user namespace whose root is nobody
   or CNI's rules and every macvlan live and die here; the host's firewall is never touched.
 - **pid, uts, ipc, cgroup**: its processes see only each other; `podman rm -af`, `kill -9 -1`
   and `--pid host` reach only the sandbox. Its init ignores every signal sent from inside.
-- **podman**: its own storage (tmpfs), own networks, own API service (socket-activated: the
+- **podman**: its own storage (tmpfs), own networks, own podman API (socket-activated: the
   runner holds the listening socket on the host, at a path the sandbox cannot see or replace).
   Images come from a read-only store made once on the host (`store`), bound locked
   read-only, so `podman image rm/prune` and `mount -o remount,rw` cannot touch it.
@@ -262,7 +262,7 @@ class Sandbox:
     nics: tuple[str, ...]
     cgroups: Cgroups = field(default_factory=Cgroups)
     launcher: Launcher | None = None  # started with the sandbox (see `run`)
-    service: subprocess.Popen[bytes] | None = None
+    api_process: subprocess.Popen[bytes] | None = None  # its podman API
     _listener: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -282,7 +282,7 @@ class Sandbox:
 
     def popen(self, argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
         """`argv` run inside (`subprocess.Popen`'s options, pass_fds added to), through a
-        gate of its own: for what runs long (podman's service) or once."""
+        gate of its own: for what runs long (podman's API) or once."""
         extra = tuple(options.pop("pass_fds", ()))
         return subprocess.Popen(self.enter(*argv), pass_fds=(self.pidfd, *extra), **options)
 
@@ -292,17 +292,17 @@ class Sandbox:
     def client(self, timeout: float = 120.0) -> podman.PodmanClient:
         return podman.PodmanClient(base_url=self.api_url, timeout=timeout)
 
-    def start_service(self) -> None:
+    def start_api(self) -> None:
         """podman's API inside, on a socket the runner made and holds (socket activation)."""
         path = self.workdir / "api.sock"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(path))
         listener.listen(64)
         self._listener = listener
-        log = (self.workdir / "service.log").open("wb")
+        log = (self.workdir / "api.log").open("wb")
         script = "LISTEN_PID=$$ LISTEN_FDS=1 exec podman system service --time=0"
         with log:
-            self.service = self.popen(
+            self.api_process = self.popen(
                 ["sh", "-c", script],
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
@@ -326,12 +326,10 @@ class Sandbox:
             answers,
             timeout=START_TIMEOUT,
             interval=0.05,
-            give_up=lambda: self.service is not None and self.service.poll() is not None,
+            give_up=lambda: self.api_process is not None and self.api_process.poll() is not None,
         ):
-            detail = (self.workdir / "service.log").read_text(errors="replace")[-2000:]
-            raise PreflightError(
-                f"podman's service in the document sandbox did not start:\n{detail}"
-            )
+            detail = (self.workdir / "api.log").read_text(errors="replace")[-2000:]
+            raise PreflightError(f"podman's API in the document sandbox did not start:\n{detail}")
 
     def kill_processes(self, argv: Sequence[str]) -> list[int]:
         """Kill the sandbox's processes running `argv` (a probe a stopped `podman exec`
@@ -370,9 +368,9 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.service is not None:
+        if self.api_process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.service.wait(timeout=10)
+                self.api_process.wait(timeout=10)
         if self._listener is not None:
             self._listener.close()
         os.close(self.pidfd)
@@ -420,7 +418,7 @@ def start_sandbox(
     network_backend: str | None = None,
     keep: bool = False,
 ) -> Sandbox:
-    """A new throwaway host with its own podman service; killed with the runner unless keep."""
+    """A new throwaway host with its own podman API; killed with the runner unless keep."""
     check_host_tools()
     ids = id_range()
     base = sandbox_base()
@@ -503,7 +501,7 @@ def start_sandbox(
     try:
         if not keep:  # a kept sandbox outlives this process: it is entered by `vlanlb enter`
             sandbox.launcher = Launcher(pidfd, cgroups)
-        sandbox.start_service()
+        sandbox.start_api()
     except BaseException:
         sandbox.close()
         raise
@@ -511,7 +509,7 @@ def start_sandbox(
 
 
 def _hold(pid: int) -> int:
-    """A pidfd for `pid`, numbered 10 or above (fd 3 is the API socket's, see start_service)."""
+    """A pidfd for `pid`, numbered 10 or above (fd 3 is the API socket's, see start_api)."""
     raw = os.pidfd_open(pid)
     try:
         return fcntl.fcntl(raw, fcntl.F_DUPFD_CLOEXEC, 10)

@@ -8,10 +8,10 @@ has shown settles what the document says of it, and reports the reason beside th
 loss'"). Nothing is settled by guessing:
 - a ping the document expects to **fail** (or lose 100%) is settled once every request has
   been sent (its header line starts the clock; `-c`, `-i` give the schedule) and no reply came
-  within `NEGATIVE_WAIT` of the last; a reply keeps it running to its own end;
+  within `LATE_REPLY_WAIT` of the last; a reply keeps it running to its own end;
 - a ping expected to **succeed**, with no promise about its statistics, is settled by its
   first reply that holds every promise read for it (its exit status is 0 from then on);
-- a curl expected to fail is settled when nothing came back within `CURL_NEGATIVE_WAIT` (a
+- a curl expected to fail is settled when nothing came back within `CURL_SILENCE_WAIT` (a
   SYN and its retransmission unanswered);
 - a probe expected to succeed that has shown nothing is settled as failed only on evidence:
   the routers' counters show its packets being dropped (at least `DROPS_TO_SETTLE` since it
@@ -32,9 +32,9 @@ from .promises import Fails, Observed, PacketLoss, Promise, Reply
 
 #: After a ping's last request, a reply that has not come by then is not coming (a lab on
 #: one host answers in milliseconds; a guest under TCG in tens of them).
-NEGATIVE_WAIT = 1.0
+LATE_REPLY_WAIT = 1.0
 #: A curl expected to fail: its SYN and the retransmission after 1 s went unanswered.
-CURL_NEGATIVE_WAIT = 2.0
+CURL_SILENCE_WAIT = 2.0
 #: A probe expected to succeed is read against the counters from then on, every `POLL_EVERY`.
 EVIDENCE_AFTER = 1.2
 POLL_EVERY = 0.5
@@ -129,11 +129,11 @@ class Watch:
             and self.expects_failure
             and self._only(PacketLoss, Fails)
             and not stdout
-            and elapsed >= CURL_NEGATIVE_WAIT
+            and elapsed >= CURL_SILENCE_WAIT
         ):
             return Settled(
                 None,
-                f"no answer within {CURL_NEGATIVE_WAIT:g} s (its SYN and the "
+                f"no answer within {CURL_SILENCE_WAIT:g} s (its SYN and the "
                 "retransmission went unanswered) settles the failure the document expects",
             )
         if self.expects_success and self._silent(stdout) and elapsed >= self.next_poll:
@@ -151,11 +151,11 @@ class Watch:
             if replies or self.header_at is None or count is None:
                 return None
             last = self.header_at + (count - 1) * self.schedule.interval
-            if elapsed >= last + NEGATIVE_WAIT:
+            if elapsed >= last + LATE_REPLY_WAIT:
                 words = "; ".join(repr(p.words) for p in self.promises)
                 return Settled(
                     1,
-                    f"0 replies to {count} requests, {NEGATIVE_WAIT:g} s after the last, "
+                    f"0 replies to {count} requests, {LATE_REPLY_WAIT:g} s after the last, "
                     f"settles {words}",
                 )
         elif self.expects_success and replies and self._only(Reply):

@@ -124,11 +124,11 @@ def document_image_store(image: str | None, progress: Progress) -> Path:
     only when the store is not made yet, or for an image of the user's (`--vlanlb-image`)."""
     if image is None and (ready := ready_store(image_store(standin_tag(ImageRecipe().tag)))):
         return ready
-    service = connect(None)
+    api = connect(None)
     try:
-        client = service.client()
+        client = api.client()
         standin = ensure_alpine_standin(client, node_image(client, image, progress), progress)
         image_id = str(client.images.get(standin).id) if image else ""
         return ensure_image_store(client, standin, image_store(standin, image_id))
     finally:
-        service.stop()
+        api.stop()

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import TopologyError, VlanlbError
+from ..errors import ClassFileError, VlanlbError
 from ..model.topology import unknown_key
 
 #: The workshop's node names, the keys of --vlanlb-names and of a class file's `names`: each
@@ -45,7 +45,7 @@ class Environment:
 
 def check_step(step: object, steps: tuple[str, ...], source: str, field_name: str) -> str:
     if not isinstance(step, str) or step not in steps:
-        raise TopologyError(
+        raise ClassFileError(
             source, field_name, f"{step!r} is not a step; the steps are {', '.join(steps)}"
         )
     return step
@@ -69,7 +69,7 @@ def check_keys(data: Mapping[Any, Any], keys: tuple[str, ...], source: str, wher
     for key in data:
         if key not in keys:
             field = f"{where}.{key}" if where else str(key)
-            raise TopologyError(source, field, unknown_key(str(key), keys))
+            raise ClassFileError(source, field, unknown_key(str(key), keys))
 
 
 def load_class(
@@ -81,12 +81,12 @@ def load_class(
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise TopologyError(source, "", f"cannot read the class file: {exc}") from exc
+        raise ClassFileError(source, "", f"cannot read the class file: {exc}") from exc
     if isinstance(data, dict):
         check_keys(data, CLASS_KEYS, source, "")
     entries = data.get("environments") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise TopologyError(source, "environments", "must be a non-empty list")
+        raise ClassFileError(source, "environments", "must be a non-empty list")
     weights = load_weights(data.get("weights"), steps, source)
     environments: list[Environment] = []
     for index, entry in enumerate(entries):
@@ -94,18 +94,18 @@ def load_class(
         if isinstance(entry, dict):
             check_keys(entry, ENVIRONMENT_KEYS, source, where)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise TopologyError(source, f"{where}.name", "is required (a string)")
+            raise ClassFileError(source, f"{where}.name", "is required (a string)")
         names = entry.get("names") or {}
         if not isinstance(names, dict):
-            raise TopologyError(source, f"{where}.names", f"maps {', '.join(NODES)} to names")
+            raise ClassFileError(source, f"{where}.names", f"maps {', '.join(NODES)} to names")
         check_keys(names, NODES, source, f"{where}.names")
         prefix = entry.get("prefix", "")
         if not isinstance(prefix, str):
-            raise TopologyError(source, f"{where}.prefix", "must be a string (alice-)")
+            raise ClassFileError(source, f"{where}.prefix", "must be a string (alice-)")
         for node, name in names.items():
             # A name outside the prefix says two students' labs at once: which is meant?
             if prefix and not str(name).startswith(prefix):
-                raise TopologyError(
+                raise ClassFileError(
                     source,
                     f"{where}.names.{node}",
                     f"{name!r} disagrees with prefix {prefix!r} (which gives "
@@ -113,9 +113,9 @@ def load_class(
                 )
         resolved = {node: str(names.get(node, f"{prefix}{node}")) for node in NODES}
         if entry["name"] in {e.name for e in environments}:
-            raise TopologyError(source, f"{where}.name", f"duplicate name {entry['name']!r}")
+            raise ClassFileError(source, f"{where}.name", f"duplicate name {entry['name']!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", entry["name"]):
-            raise TopologyError(source, f"{where}.name", "letters, digits, . _ - only")
+            raise ClassFileError(source, f"{where}.name", "letters, digits, . _ - only")
         own = entry.get("upto")
         checkpoint = check_step(own, steps, source, f"{where}.upto") if own is not None else upto
         environment = Environment(
@@ -123,7 +123,7 @@ def load_class(
         )
         for earlier in environments:
             if (earlier.url, dict(earlier.names)) == (environment.url, resolved):
-                raise TopologyError(
+                raise ClassFileError(
                     source,
                     where,
                     f"grades the same containers as {earlier.name!r} "
@@ -138,11 +138,11 @@ def load_weights(data: object, steps: tuple[str, ...], source: str) -> dict[str,
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TopologyError(source, "weights", "maps steps to numbers (vip-curl: 3)")
+        raise ClassFileError(source, "weights", "maps steps to numbers (vip-curl: 3)")
     check_keys(data, steps, source, "weights")
     weights = {}
     for step, weight in data.items():
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise TopologyError(source, f"weights.{step}", f"{weight!r}: a number, 0 or more")
+            raise ClassFileError(source, f"weights.{step}", f"{weight!r}: a number, 0 or more")
         weights[str(step)] = float(weight)
     return weights

@@ -1,10 +1,9 @@
-"""pytest items for grading mode: one item per (environment, step), and the report."""
+"""pytest items for grading mode: one item per (environment, step), and the report's plugin
+object (the results are `results`', the files and tables `writers`')."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,15 @@ import pytest
 
 from ..errors import VlanlbError
 from ..model.topology import Topology
-from ..podman.api import PodmanService, connect
+from ..podman.api import PodmanApi, connect
+from . import writers
 from .environments import Environment
 from .messages import Speaker
+from .results import ENV_PROPERTY, STEP_PROPERTY, VERDICT_PROPERTY, Results
 from .steps import STEP_IDS, grade, titles
 from .student import StudentLab
-from .verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS, Verdict
-
-VERDICT_PROPERTY = "vlanlb_verdict"
-ENV_PROPERTY = "vlanlb_environment"
-STEP_PROPERTY = "vlanlb_step"
-#: The terminal table's mark per status (the JSON has the status itself).
-MARKS = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "????", NOT_YET: "----"}
+from .verdict import NOT_YET, Verdict
+from .writers import check_report_target
 
 
 class GradeFailure(Exception):
@@ -52,10 +48,8 @@ class EnvironmentCollector(pytest.Collector):
         if cached is None:
             report = self.config.pluginmanager.get_plugin(GradeReport.PLUGIN_NAME)
             assert isinstance(report, GradeReport)
-            service = report.service_for(self.environment.url)
-            cached = StudentLab(
-                self.environment, self.topology, service.client(timeout=60), report.say
-            )
+            api = report.api_for(self.environment.url)
+            cached = StudentLab(self.environment, self.topology, api.client(timeout=60), report.say)
             self._student_lab = cached
         return cached
 
@@ -120,8 +114,9 @@ def grading_collectors(
 
 
 class GradeReport:
-    """A plugin object: collects verdicts (also from xdist workers, which send them in
-    user_properties) and prints and writes the grade at the end."""
+    """A plugin object: the podman APIs the students' labs are reached through, the results
+    (verdicts arrive from xdist workers too, in user_properties), and the grade printed and
+    written at the end."""
 
     PLUGIN_NAME = "vlanlb-grade-report"
 
@@ -138,215 +133,51 @@ class GradeReport:
         self.say = Speaker(language)
         self.titles = titles(topology, self.say)
         self.topology_name = topology.name
-        self.services: dict[str | None, PodmanService | VlanlbError] = {}
-        self.environments = {e.name: e for e in environments}
-        self.verdicts: dict[str, dict[str, dict[str, Any]]] = {e.name: {} for e in environments}
+        self.apis: dict[str | None, PodmanApi | VlanlbError] = {}
+        self.results = Results(environments, self.titles, self.say)
+        self.environments = self.results.environments
         self.target = Path(target) if target else None
         self.several = several
         if self.target is not None:
             check_report_target(self.target, several)
 
-    def service_for(self, url: str | None) -> PodmanService:
-        """The podman API for `url`; without one, a running local service or one we start
-        (with podman's own backend, so it sees the student's containers as the CLI does)."""
-        if url not in self.services:
+    def api_for(self, url: str | None) -> PodmanApi:
+        """The podman API for `url`; without one, a running local API or one we start (with
+        podman's own backend, so it sees the student's containers as the CLI does)."""
+        if url not in self.apis:
             try:
-                self.services[url] = connect(url, network_backend="default", identity=self.identity)
+                self.apis[url] = connect(url, network_backend="default", identity=self.identity)
             except VlanlbError as exc:  # once per URL, not once per step
-                self.services[url] = exc
-        found = self.services[url]
+                self.apis[url] = exc
+        found = self.apis[url]
         if isinstance(found, VlanlbError):
             raise found
         return found
 
     def pytest_unconfigure(self) -> None:
-        for service in self.services.values():
-            if isinstance(service, PodmanService):
-                service.stop()
-        self.services.clear()
+        for api in self.apis.values():
+            if isinstance(api, PodmanApi):
+                api.stop()
+        self.apis.clear()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
-            self.add(report)
+            self.results.add(report)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return  # the controller reports, with every worker's verdicts
-        for service in self.services.values():
-            if isinstance(service, PodmanService):
-                terminalreporter.write_line(f"vlanlb: graded through {service.describe()}")
+        for api in self.apis.values():
+            if isinstance(api, PodmanApi):
+                terminalreporter.write_line(f"vlanlb: graded through {api.describe()}")
         for name in self.environments:
             terminalreporter.write_sep("-", f"vlanlb grade: {name}")
-            for line in self.table(name):
+            for line in writers.table(self.results, name):
                 terminalreporter.write_line(line)
         if self.several:
             terminalreporter.write_sep("-", self.say("class.header", labs=len(self.environments)))
-            for line in self.matrix():
+            for line in writers.matrix(self.results):
                 terminalreporter.write_line(line)
         if self.target is not None:
-            for path in self.write(self.target, self.several):
+            for path in writers.write(self.results, self.target, self.several, self.topology_name):
                 terminalreporter.write_line(f"vlanlb: report written to {path}")
-
-    def add(self, report: pytest.TestReport) -> None:
-        properties: dict[str, Any] = dict(report.user_properties)
-        if VERDICT_PROPERTY in properties:
-            name = json.loads(properties[ENV_PROPERTY])["name"]
-            verdict = json.loads(properties[VERDICT_PROPERTY])
-            self.verdicts[name][verdict["id"]] = verdict
-        elif report.when == "call" and report.failed and STEP_PROPERTY in properties:
-            # The grader could not grade (no podman API, a crash): still a verdict, with the
-            # reason as evidence.
-            name, step = json.loads(properties[ENV_PROPERTY])["name"], properties[STEP_PROPERTY]
-            reason = str(report.longrepr).strip().removeprefix("pytest-vlanlb: ")
-            self.verdicts[name][step] = Verdict(
-                step,
-                self.titles[step],
-                CANNOT_JUDGE,
-                [reason[-500:]],
-                self.say("hint.could_not_probe"),
-            ).as_dict()
-
-    def document(self, name: str) -> dict[str, Any]:
-        environment = self.environments[name]
-        steps = [
-            self.verdicts[name].get(step)
-            or Verdict(
-                step,
-                self.titles[step],
-                CANNOT_JUDGE,
-                [self.say("ev.not_graded")],
-                self.say("hint.not_graded"),
-            ).as_dict()
-            for step in STEP_IDS
-        ]
-        graded = [s for s in steps if s["status"] != NOT_YET]
-        passed = [s for s in graded if s["status"] == PASS]
-        for step in steps:
-            step["weight"] = _number(environment.weight(step["id"]))
-        return {
-            "environment": environment.describe(),
-            "steps": steps,
-            # Weighted (each step 1 unless the class file says otherwise), over the steps
-            # graded in this run: after the checkpoint, "not yet" counts for nothing.
-            "score": _number(sum(s["weight"] for s in passed)),
-            "max": _number(sum(s["weight"] for s in graded)),
-            "steps_passed": len(passed),
-            "steps_graded": len(graded),
-        }
-
-    def score_text(self, name: str) -> str:
-        doc = self.document(name)
-        counts = {"passed": doc["steps_passed"], "graded": doc["steps_graded"]}
-        if self.environments[name].weights:
-            text = self.say("label.steps_points", score=doc["score"], max=doc["max"], **counts)
-        else:
-            text = self.say("label.steps", **counts)
-        if self.environments[name].upto:
-            text += self.say("label.up_to", upto=self.environments[name].upto)
-        return text
-
-    def table(self, name: str) -> list[str]:
-        doc = self.document(name)
-        lines = [f"vlanlb grade: {name} ({self.score_text(name)})"]
-        for step in doc["steps"]:
-            mark = MARKS.get(step["status"], "FAIL")
-            lines.append(f"  {mark}  {step['id']:<11} {step['title']}")
-            if step["hint"]:
-                lines.append(f"        {self.say('label.hint')}: {step['hint']}")
-        return lines
-
-    def matrix(self) -> list[str]:
-        """The class at a glance: students x steps, each step's pass count, each score."""
-        width = max(len(name) for name in self.environments)
-        columns = [max(len(step), 4) for step in STEP_IDS]
-        head = " ".join(f"{s:<{w}}" for s, w in zip(STEP_IDS, columns, strict=True))
-        lines = [f"{'':<{width}}  {head}  {self.say('label.score')}"]
-        for name in self.environments:
-            doc = self.document(name)
-            cells = " ".join(
-                f"{MARKS.get(s['status'], 'FAIL'):<{w}}"
-                for s, w in zip(doc["steps"], columns, strict=True)
-            )
-            lines.append(f"{name:<{width}}  {cells}  {self.score_text(name)}")
-        counts = []
-        for index, column in enumerate(columns):
-            steps = [self.document(n)["steps"][index] for n in self.environments]
-            graded = [s for s in steps if s["status"] != NOT_YET]
-            count = f"{sum(s['status'] == PASS for s in graded)}/{len(graded)}"
-            counts.append(f"{count:<{column}}")
-        passed = self.say("label.passed")
-        lines.append(f"{passed:<{width}}  {' '.join(counts)}")
-        return lines
-
-    def write(self, path: Path, several: bool) -> list[Path]:
-        written = []
-        if several:
-            path.mkdir(parents=True, exist_ok=True)
-            for name in self.environments:
-                target = path / f"{name}.json"
-                target.write_text(json.dumps(self.document(name), indent=2) + "\n")
-                written.append(target)
-            written.append(self.write_csv(path / "class.csv"))
-            written.append(self.write_html(path / "index.html"))
-        else:
-            (name,) = self.environments
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.document(name), indent=2) + "\n")
-            written.append(path)
-        return written
-
-    def write_html(self, target: Path) -> Path:
-        """The class at a glance and each student's page, in one file (see `html`)."""
-        from .html import render
-
-        page = render(
-            self.say,
-            self.say("page.title", labs=len(self.environments), topology=self.topology_name),
-            [(step, self.titles[step]) for step in STEP_IDS],
-            {name: self.document(name) for name in self.environments},
-            {name: self.score_text(name) for name in self.environments},
-        )
-        target.write_text(page, encoding="utf-8")
-        return target
-
-    def write_csv(self, target: Path) -> Path:
-        """One row per student, one column per step (its status), the score: for a
-        spreadsheet. UTF-8 with a byte-order mark, which spreadsheet programs read as such."""
-        with target.open("w", newline="", encoding="utf-8-sig") as out:
-            writer = csv.writer(out)
-            writer.writerow(["name", *STEP_IDS, "score", "max", "steps_passed", "steps_graded"])
-            for name in self.environments:
-                doc = self.document(name)
-                writer.writerow(
-                    [
-                        name,
-                        *(s["status"] for s in doc["steps"]),
-                        f"{doc['score']:g}",
-                        f"{doc['max']:g}",
-                        doc["steps_passed"],
-                        doc["steps_graded"],
-                    ]
-                )
-        return target
-
-
-def _number(value: float) -> float | int:
-    """3.0 -> 3 (JSON and CSV readers see whole scores as whole numbers)."""
-    return int(value) if float(value).is_integer() else value
-
-
-def check_report_target(target: Path, several: bool) -> None:
-    """Refuse, before anything is graded, a report path that cannot be written."""
-    folder = target if several else target.parent
-    what = "--vlanlb-report"
-    if several and target.exists() and not target.is_dir():
-        raise VlanlbError(f"{what} {target}: is a file; with --vlanlb-class it names a folder")
-    if not several and target.is_dir():
-        raise VlanlbError(f"{what} {target}: is a folder; name a file such as grade.json")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise VlanlbError(f"{what} {target}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise VlanlbError(f"{what} {target}: {existing} is not writable; choose another path")

@@ -17,8 +17,9 @@ from ..observation.counters import Observation, observe
 from ..observation.probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
 from .bounded import OUTPUT_LIMIT
 from .hints import Hints
-from .student import SILENCE, StudentLab
-from .verdict import Verdict
+from .probing import SILENCE, get, silent_ping
+from .student import StudentLab
+from .verdict import PASS, Verdict
 
 
 def router_saw(lab: StudentLab, seen: Observation[Any]) -> str:
@@ -61,17 +62,17 @@ def env(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         ok = False
         v.evidence.append(lab.say("ev.no_forward", value=forward.strip() or "?"))
     if ok:
-        v.status = "pass"
+        v.status = PASS
     else:
         v.hint = lab.say("hint.rebuild")
 
 
 def web_server(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     router = lab.node(Role.ROUTER)
-    got = lab.http(router, lab.backend_url, curl="curl" in lab.tools(Role.ROUTER))
+    got = get(router, lab.backend_url, lab.say, curl="curl" in lab.tools(Role.ROUTER))
     v.evidence.append(lab.say("ev.from_router", result=lab.say.http(got)))
     if got.outcome is HttpOutcome.OK and got.body.strip() == lab.greeting:
-        v.status = "pass"
+        v.status = PASS
         return
     b = lab.node_name(Role.POD)
     if got.outcome is HttpOutcome.OK and got.body.lstrip().startswith("-e"):
@@ -97,8 +98,10 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
 
     def probes() -> tuple[PingResult, HttpResult, PingResult]:
         pinged, got, b_up = run_together(
-            lambda: lab.ping_for_silence(a, lab.backend),
-            lambda: lab.http(a, lab.backend_url, curl=curl, timeout=SILENCE, retry_refused=False),
+            lambda: silent_ping(a, lab.backend, lab.say),
+            lambda: get(
+                a, lab.backend_url, lab.say, curl=curl, timeout=SILENCE, retry_refused=False
+            ),
             lambda: ping_portable(router, lab.backend),  # is b there at all?
         )
         return pinged, got, b_up  # type: ignore[return-value]
@@ -123,7 +126,7 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         v.evidence.append(lab.say("ev.from_router", result=lab.say.ping(b_up)))
         v.cannot_judge(lab.say("hint.b_down", b=b, container=lab.container(Role.POD)))
     elif blocked:
-        v.status = "pass"
+        v.status = PASS
     elif pinged.received:
         v.hint = lab.say("hint.drop_missing", a=name, b=b, command=hints.firewall())
     else:
@@ -157,7 +160,7 @@ def vip(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         v.hint = lab.say("hint.vip_no_answer", a=name)
     else:
         v.evidence.append(lab.say("ev.vip_on_vlan", vip=lab.vip, holder=holder, vlan=vlan))
-        v.status = "pass"
+        v.status = PASS
 
 
 def dnat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -176,7 +179,7 @@ def dnat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     ]
     right = [m for m in moved if dnat_target(m.counter.spec) == target]
     if right:
-        v.status = "pass"
+        v.status = PASS
     elif moved:
         v.hint = lab.say("hint.dnat_elsewhere", target=target, command=hints.dnat())
     elif rules:
@@ -209,7 +212,7 @@ def snat(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     if not rules:
         v.hint = lab.say("hint.add_snat", command=hints.masquerade())
         return
-    v.status = "pass"
+    v.status = PASS
     name = lab.node_name(Role.CLIENT)
     if moved:
         v.evidence.append(lab.say("ev.snat_moved", a=name, packets=moved))
@@ -233,7 +236,7 @@ def vip_curl(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         [] if has_curl else [lab.say("hint.curl_missing", a=name, command=hints.install("curl"))]
     )
     if got.outcome is HttpOutcome.OK and got.body.strip() == lab.greeting:
-        v.status = "pass"
+        v.status = PASS
         v.hint = "; ".join(notes)
         return
     dnat_moved = seen.moved("nat", "PREROUTING", "DNAT")

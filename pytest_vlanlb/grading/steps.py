@@ -15,7 +15,7 @@ from .bounded import RULES_LIMIT
 from .hints import Hints
 from .messages import Speaker
 from .student import StudentLab
-from .verdict import Verdict
+from .verdict import FAIL, Verdict
 
 Judge = Callable[[StudentLab, Hints, Verdict], None]
 ALL = (Role.ROUTER, Role.CLIENT, Role.POD)
@@ -102,7 +102,7 @@ def grade(lab: StudentLab, step_id: str) -> Verdict:
     """Judge one step; a step whose containers are missing fails with what is wrong."""
     step = _BY_ID[step_id]
     say = lab.say
-    verdict = Verdict(step.id, titles(lab.topology, say)[step.id], "fail")
+    verdict = Verdict(step.id, titles(lab.topology, say)[step.id], FAIL)
     found, problems = lab.nodes()
     if any(role not in found for role in step.needs):
         verdict.evidence += problems

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,26 +15,17 @@ from ..model.topology import NodeSpec, Role, Topology
 from ..observation.addresses import parse_ip_addr
 from ..observation.counters import Observation, observe
 from ..observation.probes import (
-    HttpOutcome,
     HttpResult,
-    PingResult,
-    classify_wget,
-    http_get,
-    parse_ping,
     run_together,
 )
 from ..podman.container import Container
 from ..podman.lookup import container_named
-from ..util.waiting import wait_until
 from .bounded import BoundedContainer
 from .environments import Environment
 from .messages import Speaker
+from .probing import get
 
 T = TypeVar("T")
-#: How long a probe that a step expects to go unanswered waits (Step 2's blocked a -> b):
-#: 500 round trips and more on a segment. Expected answers get 1 s (`http`), as a slow
-#: answer judged as none would fail a correct lab.
-SILENCE = 0.5
 #: The tools whose presence changes how a step is probed or what its hint says.
 TOOLS = ("curl", "wget", "ping", "nc", "iptables", "ip", "timeout")
 
@@ -182,76 +171,9 @@ class StudentLab:
         def probe() -> Observation[HttpResult]:
             a, router = self.node(Role.CLIENT), self.node(Role.ROUTER)
             curl = "curl" in self.tools(Role.CLIENT)
-            return observe(router, lambda: self.http(a, self.vip_url, curl=curl))
+            return observe(router, lambda: get(a, self.vip_url, self.say, curl=curl))
 
         return self._once("vip-request", probe)
-
-    def ping_for_silence(self, node: BoundedContainer, target: str) -> PingResult:
-        """One echo request a step expects to go unanswered, judged after SILENCE seconds.
-
-        busybox ping waits whole seconds (-W 1), so it is stopped at SILENCE instead: no reply
-        by then is none. A reply arrives in well under a millisecond on a segment. Silence
-        proves something only if a request left: the container's own ICMP counter
-        (`OutEchos` of /proc/net/snmp, its network namespace's) says whether one did, so a
-        `ping` that hangs without sending is reported as what it is."""
-        sent_before = echo_requests(node)
-        result = node.exec_within(SILENCE, "ping", "-c", "1", "-W", "1", target)
-        if result.rc == 124:  # stopped at SILENCE: nothing came back
-            sent_after = echo_requests(node)
-            if sent_before is not None and sent_after == sent_before:
-                return PingResult(target, 0, 0, (), self.say("probe.sent_none", seconds=SILENCE))
-            return PingResult(target, 1, 0, (), self.say("probe.no_reply", seconds=SILENCE))
-        return parse_ping(target, result.stdout + result.stderr)
-
-    def http(
-        self,
-        node: BoundedContainer,
-        url: str,
-        *,
-        curl: bool,
-        timeout: float = 1.0,
-        retry_refused: bool = True,
-    ) -> HttpResult:
-        """A GET; a refusal is retried for 0.3 s, since the workshop's nc loop has a gap (the
-        milliseconds between two nc processes). 1 s is a thousand round trips on a segment:
-        an answer that is coming has come."""
-        results: list[HttpResult] = []
-
-        def attempt() -> bool:
-            results.append(self._get(node, url, timeout=timeout, curl=curl))
-            return not retry_refused or results[-1].outcome is not HttpOutcome.REFUSED
-
-        wait_until(attempt, timeout=0.3, interval=0.05)
-        return results[-1]
-
-    def _get(self, node: BoundedContainer, url: str, *, timeout: float, curl: bool) -> HttpResult:
-        """GET with curl when the node has it, else busybox wget, killed after `timeout`
-        (busybox's own `wget -T` crashes on a refused connection, `timeout` leaves zombies)."""
-        if curl:
-            return http_get(node, url, timeout=timeout)
-        start = time.perf_counter()
-        result = node.exec_within(timeout, "wget", "-q", "-O", "-", url)
-        elapsed = time.perf_counter() - start
-        if result.rc == 124:  # killed at its limit: silence, as busybox `timeout` reported it
-            detail = self.say("probe.no_answer", seconds=timeout)
-        else:
-            detail = result.stderr.strip() or self.say("probe.wget_exited", rc=result.rc)
-        outcome = classify_wget(result.rc, result.stderr)
-        return HttpResult(url, outcome, result.stdout, detail, elapsed)
-
-
-_ICMP = re.compile(r"^Icmp: (?P<names>[A-Za-z ]+)\nIcmp: (?P<values>[\d -]+)$", re.MULTILINE)
-
-
-def echo_requests(node: Container) -> int | None:
-    """ICMP echo requests sent from the node's network namespace so far, or None where
-    /proc/net/snmp cannot be read."""
-    found = _ICMP.search(node.exec("cat", "/proc/net/snmp").stdout)
-    if not found:
-        return None
-    counts = dict(zip(found["names"].split(), found["values"].split(), strict=False))
-    value = counts.get("OutEchos", "")
-    return int(value) if value.isdigit() else None
 
 
 def _open_shells(node: Container, count: int) -> None:

@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PASS = "pass"
-FAIL = "fail"
-#: What was seen proves neither (a probe hung, a listing was too long to read, the other
-#: end is down): the hint says what to fix before grading again. It scores as not passed.
-CANNOT_JUDGE = "cannot-judge"
-#: After the run's checkpoint (--vlanlb-upto): not graded, not counted.
-NOT_YET = "not-yet"
+
+class Status(str, enum.Enum):
+    """A verdict's status, written as its value in the JSON, CSV and HTML reports."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    #: What was seen proves neither (a probe hung, a listing was too long to read, the other
+    #: end is down): the hint says what to fix before grading again. It scores as not passed.
+    CANNOT_JUDGE = "cannot-judge"
+    #: After the run's checkpoint (--vlanlb-upto): not graded, not counted.
+    NOT_YET = "not-yet"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PASS, FAIL, CANNOT_JUDGE, NOT_YET = Status.PASS, Status.FAIL, Status.CANNOT_JUDGE, Status.NOT_YET
 
 
 @dataclass
 class Verdict:
     id: str
     title: str
-    status: str  # PASS, FAIL or CANNOT_JUDGE
+    status: Status
     evidence: list[str] = field(default_factory=list)
     hint: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.status == PASS
+        return self.status is Status.PASS
 
     def cannot_judge(self, hint: str) -> None:
-        self.status = CANNOT_JUDGE
+        self.status = Status.CANNOT_JUDGE
         self.hint = hint
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data

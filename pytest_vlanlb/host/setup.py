@@ -18,7 +18,7 @@ from ..errors import PreflightError
 #: Debian package -> why the plugin needs it.
 PACKAGES: dict[str, str] = {
     "podman": "the lab's engine (rootful)",
-    "runc": "the OCI runtime the plugin's own podman service selects (crun fails on cgroup v1 "
+    "runc": "the OCI runtime the plugin's own podman API selects (crun fails on cgroup v1 "
     "hybrid hosts)",
     "crun": "document mode's sandbox runs containers without cgroups, which needs crun",
     "netavark": "podman's default network backend",

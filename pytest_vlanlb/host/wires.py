@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import LabBuildError, PreflightError
+from ..errors import CommandError, PreflightError
 from .naming import LinkAlias, RunNames
 from .setup import missing_tools
 
@@ -30,7 +30,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         raise PreflightError(missing)
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        raise LabBuildError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
+        raise CommandError(f"`ip {' '.join(args)}` failed: {result.stderr.strip()}")
     return result
 
 

@@ -50,7 +50,7 @@ class Lab:
     podman: podman.PodmanClient
     wires: Wires
     nodes: dict[str, Node] = field(default_factory=dict)
-    network_backend: str = "netavark"  # the podman service's network backend: netavark or cni
+    network_backend: str = "netavark"  # the podman API's network backend: netavark or cni
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # facts read once per lab
     _undo: list[tuple[str, Undo, str | None]] = field(default_factory=list, repr=False)
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..errors import LabBuildError
+from ..errors import LayerError
 from ..util.waiting import wait_until
 from .build import Lab
 from .node import Node
@@ -185,7 +185,7 @@ class RequestLoop:
             loop = pool.submit(self.client.exec, "/bin/sh", "-c", self._script())
             try:
                 if not wait_until(lambda: self._answered(settle), timeout=SETTLE_LIMIT):
-                    raise LabBuildError(
+                    raise LayerError(
                         f"the VIP did not answer {settle} requests within {SETTLE_LIMIT:g} s "
                         f"before the failure: check the layers ({self.url})"
                     )

@@ -11,7 +11,7 @@ import testinfra.host
 from podman.domain.containers import Container as PodmanContainer
 from testinfra.backend import base as testinfra_base
 
-from ..errors import LabBuildError
+from ..errors import CommandError
 from ..model.topology import NodeSpec
 from ..podman.container import Container
 
@@ -82,11 +82,11 @@ class Node(Container):
             check=False,
         )
         if result.returncode != 0:
-            raise LabBuildError(f"`{script}` in {self.name}'s namespace: {result.stderr.strip()}")
+            raise CommandError(f"`{script}` in {self.name}'s namespace: {result.stderr.strip()}")
 
 
 class PodmanApiBackend(testinfra_base.BaseBackend):  # type: ignore[misc]
-    """testinfra backend over podman-py's exec, so it works with any podman service URL."""
+    """testinfra backend over podman-py's exec, so it works with any podman API URL."""
 
     NAME = "vlanlb-podman"
 

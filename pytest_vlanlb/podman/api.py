@@ -1,10 +1,10 @@
-"""Finding, or starting, the podman REST API service that podman-py talks to.
+"""Finding, or starting, the podman REST API that podman-py talks to.
 
 When no socket answers, we start `podman system service` on a private socket with a
 containers.conf of our own (through CONTAINERS_CONF, never by editing /etc): runc as the
 runtime where crun cannot run containers (cgroup v1 hybrid hosts), ulimits that work
 without CAP_SYS_RESOURCE, and the network backend named explicitly (podman otherwise takes
-whatever it once wrote into its storage, often CNI). A service we did not start is taken
+whatever it once wrote into its storage, often CNI). An API we did not start is taken
 with whatever backend it has.
 """
 
@@ -109,7 +109,7 @@ def check_cni_built() -> None:
 
 
 def choose_network_backend(requested: str) -> str | None:
-    """The backend a service we start should use: `requested`, or the best installed one.
+    """The backend an API we start should use: `requested`, or the best installed one.
 
     "default" leaves it to podman, as its CLI does (grading: the student's own podman).
     """
@@ -143,7 +143,7 @@ def choose_network_backend(requested: str) -> str | None:
 EXEC_EXIT_DELAY = 30
 
 
-def service_conf(network_backend: str | None = None, stop_timeout: int | None = None) -> str:
+def api_conf(network_backend: str | None = None, stop_timeout: int | None = None) -> str:
     """The containers.conf of a podman API the plugin starts."""
     engine: dict[str, Value] = {}
     if shutil.which("runc") is not None:
@@ -163,16 +163,16 @@ def service_conf(network_backend: str | None = None, stop_timeout: int | None = 
     )
 
 
-def service_version(url: str) -> str:
-    """The podman version of the service at `url`, from its ping's Libpod-Api-Version header
+def api_version(url: str) -> str:
+    """The podman version of the API at `url`, from its ping's Libpod-Api-Version header
     (milliseconds; /info takes 0.3-0.6 s, podman gathers storage and runtime facts for it)."""
     with podman.PodmanClient(base_url=url, timeout=30) as client:
         version = client.api.get("/_ping").headers.get("Libpod-Api-Version")
-    return str(version) if version else service_facts(url)[0]
+    return str(version) if version else api_facts(url)[0]
 
 
-def service_facts(url: str) -> tuple[str, str]:
-    """(podman version, network backend) of the service at `url`, from /info."""
+def api_facts(url: str) -> tuple[str, str]:
+    """(podman version, network backend) of the API at `url`, from /info."""
     with podman.PodmanClient(base_url=url, timeout=30) as client:
         info: dict[str, Any] = client.info()  # type: ignore[no-untyped-call]
     host = info.get("host", {})
@@ -193,7 +193,7 @@ def check_version(version: str, url: str) -> None:
 
 
 @dataclass
-class PodmanService:
+class PodmanApi:
     """A reachable podman API; `process` is set when we started it (and must stop it)."""
 
     url: str
@@ -201,7 +201,7 @@ class PodmanService:
     workdir: Path | None = None
     log: Path | None = field(default=None)
     version: str = ""
-    _network_backend: str = ""  # netavark or cni: the one we named, or as the service reports it
+    _network_backend: str = ""  # netavark or cni: the one we named, or as the API reports it
     started_with: str | None = None  # the backend we asked for, when we started it
     tunnel: SshTunnel | None = None  # for an ssh:// URL: the local end we talk to
 
@@ -209,7 +209,7 @@ class PodmanService:
     def network_backend(self) -> str:
         """The service's network backend (asked for once, when first needed: /info is slow)."""
         if not self._network_backend:
-            self._network_backend = service_facts(self.api_url)[1]
+            self._network_backend = api_facts(self.api_url)[1]
         return self._network_backend
 
     @property
@@ -218,11 +218,11 @@ class PodmanService:
         return self.tunnel.url if self.tunnel is not None else self.url
 
     def revive(self) -> bool:
-        """Start our own service again after it died (same backend); False if not ours."""
+        """Start our own API again after it died (same backend); False if not ours."""
         if self.process is None:
             return False
         self.stop()
-        fresh = start_service(network_backend=self.started_with)
+        fresh = start_api(network_backend=self.started_with)
         self.url, self.process, self.workdir, self.log = (
             fresh.url,
             fresh.process,
@@ -260,56 +260,56 @@ def connect(
     network_backend: str = "auto",
     identity: str | None = None,
     timeout: float = 20.0,
-) -> PodmanService:
-    """The service at `url`, else a running default one, else one we start.
+) -> PodmanApi:
+    """The API at `url`, else a running default one, else one we start.
 
-    `backend` other than auto: a running service is used only if it has that backend;
+    `backend` other than auto: a running API is used only if it has that backend;
     otherwise we start our own with it (both see the same containers and images). "default":
-    any running service, else one of ours with podman's own choice of backend.
+    any running API, else one of ours with podman's own choice of backend.
     """
     identity = identity or default_identity()
     if url:
         return _checked(_reach(url, identity), network_backend)
     for candidate in (os.environ.get("CONTAINER_HOST"), *DEFAULT_SOCKETS):
         if candidate and (is_ssh(candidate) or answers(candidate)):
-            service = _checked(_reach(candidate, identity), "auto")
-            if network_backend in ("auto", "default", service.network_backend):
-                return service
-            service.stop()  # not the backend asked for: close what reaching it opened
+            api = _checked(_reach(candidate, identity), "auto")
+            if network_backend in ("auto", "default", api.network_backend):
+                return api
+            api.stop()  # not the backend asked for: close what reaching it opened
     return _checked(
-        start_service(network_backend=choose_network_backend(network_backend), timeout=timeout),
+        start_api(network_backend=choose_network_backend(network_backend), timeout=timeout),
         network_backend,
     )
 
 
-def _reach(url: str, identity: str | None) -> PodmanService:
-    service = PodmanService(url)
+def _reach(url: str, identity: str | None) -> PodmanApi:
+    api = PodmanApi(url)
     if is_ssh(url):
-        service.tunnel = open_tunnel(url, identity)  # says what is wrong, within seconds
-    if not answers(service.api_url, 10.0):
-        service.stop()
+        api.tunnel = open_tunnel(url, identity)  # says what is wrong, within seconds
+    if not answers(api.api_url, 10.0):
+        api.stop()
         raise PreflightError(
             f"no podman API answers at {url}: start it with "
             f"`podman system service --time=0 {url}`, check the address, or drop --vlanlb-url"
         )
-    return service
+    return api
 
 
-def _checked(service: PodmanService, network_backend: str) -> PodmanService:
+def _checked(api: PodmanApi, network_backend: str) -> PodmanApi:
     try:
-        service.version = service_version(service.api_url)
-        service._network_backend = service.started_with or ""
-        check_version(service.version, service.url)
-        if network_backend not in ("auto", "default", service.network_backend):
+        api.version = api_version(api.api_url)
+        api._network_backend = api.started_with or ""
+        check_version(api.version, api.url)
+        if network_backend not in ("auto", "default", api.network_backend):
             raise PreflightError(
-                f"the podman service at {service.url} uses the {service.network_backend} "
+                f"the podman API at {api.url} uses the {api.network_backend} "
                 f"network backend, not {network_backend}: drop --vlanlb-url to let the plugin "
                 "start its own, or drop --vlanlb-network-backend"
             )
     except BaseException:
-        service.stop()
+        api.stop()
         raise
-    return service
+    return api
 
 
 WORKDIR_PREFIX = "vlanlb-podman-"
@@ -329,7 +329,7 @@ def sbin_path() -> str:
     return ":".join(filter(None, path))
 
 
-def start_service(*, network_backend: str | None = None, timeout: float = 20.0) -> PodmanService:
+def start_api(*, network_backend: str | None = None, timeout: float = 20.0) -> PodmanApi:
     binary = shutil.which("podman")
     if binary is None:
         raise PreflightError(
@@ -340,9 +340,9 @@ def start_service(*, network_backend: str | None = None, timeout: float = 20.0) 
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
     claim(workdir)
     conf = workdir / "containers.conf"
-    conf.write_text(service_conf(network_backend))
+    conf.write_text(api_conf(network_backend))
     socket = workdir / "podman.sock"
-    log = workdir / "service.log"
+    log = workdir / "api.log"
     # netavark and CNI run iptables from the PATH; a restricted PATH (sudo, cron) lacks sbin.
     env = {**os.environ, "CONTAINERS_CONF": str(conf), "PATH": sbin_path()}
     with log.open("wb") as out:
@@ -354,28 +354,28 @@ def start_service(*, network_backend: str | None = None, timeout: float = 20.0) 
             start_new_session=True,
             preexec_fn=die_with_parent,  # even by SIGKILL
         )
-    service = PodmanService(f"unix://{socket}", process, workdir, log, started_with=network_backend)
+    api = PodmanApi(f"unix://{socket}", process, workdir, log, started_with=network_backend)
     up = wait_until(
-        lambda: answers(service.url, 1.0),
+        lambda: answers(api.url, 1.0),
         timeout=timeout,
         interval=0.1,
         give_up=lambda: process.poll() is not None,  # it exited: its log says why
     )
     if not up:
         detail = log.read_text(errors="replace")[-2000:]
-        service.stop()
+        api.stop()
         raise PreflightError(
             f"`podman system service` did not come up within {timeout:.0f}s. Its log:\n{detail}"
         )
-    return service
+    return api
 
 
 @contextlib.contextmanager
-def podman_service(
+def podman_api(
     url: str | None, network_backend: str = "auto", identity: str | None = None
-) -> Iterator[PodmanService]:
-    service = connect(url, network_backend=network_backend, identity=identity)
+) -> Iterator[PodmanApi]:
+    api = connect(url, network_backend=network_backend, identity=identity)
     try:
-        yield service
+        yield api
     finally:
-        service.stop()
+        api.stop()

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from podman.domain.containers import Container as PodmanContainer
 
-from ..errors import LabBuildError
+from ..errors import CommandError
 from .exec_shells import ShellPool, ShellUnavailable
 
 
@@ -28,7 +28,7 @@ class ExecResult:
 
     def check(self) -> ExecResult:
         if self.rc != 0:
-            raise LabBuildError(
+            raise CommandError(
                 f"`{shlex.join(self.command)}` exited {self.rc}: {self.stderr.strip()}"
             )
         return self
@@ -128,7 +128,7 @@ class Container:
         for name, link in self.interfaces().items():
             if any(a.get("local") == wanted for a in link.get("addr_info", [])):
                 return name
-        raise LabBuildError(f"{self.label} has no interface with address {wanted}")
+        raise CommandError(f"{self.label} has no interface with address {wanted}")
 
     def mac_of(self, interface: str) -> str:
         return str(self.interfaces()[interface]["address"])

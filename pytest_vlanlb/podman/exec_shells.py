@@ -244,7 +244,7 @@ def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
         if not chunk:
-            raise OSError(f"the podman service closed the connection ({data[:200]!r})")
+            raise OSError(f"the podman API closed the connection ({data[:200]!r})")
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest

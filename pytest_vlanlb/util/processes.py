@@ -1,4 +1,4 @@
-"""Helper processes we start (our podman service, our ssh tunnel): tied to pytest's life."""
+"""Helper processes we start (our podman API, our ssh tunnel): tied to pytest's life."""
 
 from __future__ import annotations
 

@@ -141,8 +141,8 @@ SETTINGS = ("vm/max_map_count", "net/ipv4/ip_forward")
 @pytest.fixture
 def users_containers() -> Iterator[None]:
     """The user's own `router`, `a` and `b`, running on the host's podman during the run."""
-    service = connect(None)
-    client = service.client()
+    api = connect(None)
+    client = api.client()
     image = ensure_image(client, ImageRecipe(), lambda _: None)
     made = []
     subprocess.run(
@@ -165,7 +165,7 @@ def users_containers() -> Iterator[None]:
     finally:
         for container in made:
             container.remove(force=True)
-        service.stop()
+        api.stop()
         subprocess.run(["ip", "link", "del", HOST_LINK], check=True)
 
 

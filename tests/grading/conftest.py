@@ -25,7 +25,7 @@ from pytest_vlanlb.host.naming import RunNames
 from pytest_vlanlb.host.preflight import preflight
 from pytest_vlanlb.host.sweep import remove_leftovers, remove_run
 from pytest_vlanlb.host.wires import WireKind, create_wires
-from pytest_vlanlb.podman.api import podman_service
+from pytest_vlanlb.podman.api import podman_api
 from pytest_vlanlb.podman.lookup import container_named, network_named
 from pytest_vlanlb.podman.settings import ULIMITS
 
@@ -82,8 +82,8 @@ def vlanlb_podman(vlanlb_config):
     """netavark, whatever the session's backend: student-like labs are typed as the workshop,
     with the gateway as the router's static address, which CNI's IPAM refuses."""
     preflight()
-    with podman_service(vlanlb_config.url, "netavark", vlanlb_config.identity) as service:
-        yield service
+    with podman_api(vlanlb_config.url, "netavark", vlanlb_config.identity) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pytest_vlanlb.grading import STEP_IDS
-from pytest_vlanlb.grading.items import ENV_PROPERTY, VERDICT_PROPERTY
 from pytest_vlanlb.grading.messages import Speaker
+from pytest_vlanlb.grading.results import ENV_PROPERTY, VERDICT_PROPERTY
 from pytest_vlanlb.host.image import ImageRecipe
 from pytest_vlanlb.host.naming import RunNames
 from pytest_vlanlb.host.wires import vlanlb_links
@@ -123,7 +123,7 @@ class Graded:
     after: dict
     reports: dict
     work: Path
-    url: str  # the podman service the labs are on
+    url: str  # the podman API the labs are on
 
 
 def evidence_line(step, prefix):

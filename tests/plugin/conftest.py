@@ -19,7 +19,7 @@ def test_inner(vlanlb_lab):
 
 @pytest.fixture
 def inner_run(tmp_path, vlanlb_podman):
-    """Start `pytest` in a subprocess against the session's podman service."""
+    """Start `pytest` in a subprocess against the session's podman API."""
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     run_id_file = tmp_path / "run_id"
 

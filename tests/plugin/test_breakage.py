@@ -1,4 +1,4 @@
-"""A lab that breaks mid-run (a node killed, the podman service killed) is reported once, in
+"""A lab that breaks mid-run (a node killed, the podman API killed) is reported once, in
 one line per remaining test, and still torn down."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_a_broken_lab_is_named_once_and_torn_down(what, tmp_path, vlanlb_podman)
         # podman's word for a killed container: "stopped" until its cleanup ran, then "exited"
         reason = rf"node router \(container vlb-{run_id}-router\) is (exited|stopped)"
     else:
-        reason = "the podman service at unix:///"
+        reason = "the podman API at unix:///"
     assert len(re.findall(f"pytest-vlanlb: the lab broke: {reason}", output)) == 3, output
     assert "Traceback" not in output, output
     assert "APIError" not in output, output

@@ -40,7 +40,7 @@ def test_fixtures_are_documented(pytester):
         "vlanlb_client": "The client on the VIP's segment*",
         "vlanlb_backend": "The service's backend pod*",
         "vlanlb_topology": "The topology model*",
-        "vlanlb_podman": "The podman API service*",
+        "vlanlb_podman": "The podman API (its*",
         "vlanlb_config": "How the lab is built*",
         "vlanlb_layers": "Layers on the lab for one test*",
         "vlanlb_routers": "Every router node*",
@@ -90,6 +90,37 @@ def test_a_bad_checkpoint_is_a_usage_error(pytester, args, message):
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--vlanlb-names", "router=x"],
+            "--vlanlb-names is a grading option: add --vlanlb-attach or --vlanlb-class",
+        ),
+        (
+            ["--vlanlb-report", "grade.json", "--vlanlb-lang", "ja"],
+            "--vlanlb-report and --vlanlb-lang are grading options: add --vlanlb-attach or "
+            "--vlanlb-class",
+        ),
+        (
+            ["--vlanlb-doc-timeout", "5"],
+            "--vlanlb-doc-timeout is a document mode option: add --vlanlb-doc",
+        ),
+    ],
+)
+def test_an_option_outside_its_mode_is_one_usage_error(pytester, args, message):
+    """The one rule: on the command line, an option of a mode that does not run is a usage
+    error naming the mode's option; in the ini file it waits for the mode (harmless)."""
+    pytester.makeini("[pytest]\nvlanlb_lang = ja\nvlanlb_doc_timeout = 30\n")
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: pytest-vlanlb: {message}"
+    ]
+    assert pytester.runpytest().ret == pytest.ExitCode.OK  # the same ini, no such option
 
 
 def test_ini_key_selects_the_topology(pytester):
@@ -237,7 +268,14 @@ def test_silent_and_light_in_a_run_that_does_not_use_it(pytester):
     modules = set((pytester.path / "modules.txt").read_text().split())
     assert "pytest_vlanlb.plugin" in modules  # installed and loaded, all the same
     ours = {m for m in modules if m.startswith("pytest_vlanlb")}
-    assert ours == {"pytest_vlanlb", "pytest_vlanlb.plugin", "pytest_vlanlb.errors"}
+    # The plugin and the declaration of its options: nothing that builds or reads a lab.
+    assert ours == {
+        "pytest_vlanlb",
+        "pytest_vlanlb.plugin",
+        "pytest_vlanlb.errors",
+        "pytest_vlanlb.util",
+        "pytest_vlanlb.util.options",
+    }
     assert "podman" not in modules
 
 

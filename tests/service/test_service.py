@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_vlanlb.errors import LabBuildError
+from pytest_vlanlb.errors import LayerError
 from pytest_vlanlb.lab.layers import SERVICE_VARIANTS, LayerStack, lab_facts, peers_seen
 from pytest_vlanlb.lab.layers.kube_proxy import iptables, nftables
 from pytest_vlanlb.observation.counters import Observation, observe
@@ -376,7 +376,7 @@ def test_the_base_state_check_sees_what_a_revert_leaves(
     stack = LayerStack(vlanlb_lab).apply("webserver", "vip", "service:nftables")
     vlanlb_router.exec(*leave).check()
     try:
-        with pytest.raises(LabBuildError, match="did not return to its base state") as failed:
+        with pytest.raises(LayerError, match="did not return to its base state") as failed:
             stack.revert()
         assert seen_as in str(failed.value).splitlines()
     finally:
@@ -390,7 +390,7 @@ def test_nftables_mode_without_nft_on_the_router_names_the_fix(vlanlb_lab, vlanl
     vlanlb_router.exec("mv", nft, f"{nft}.hidden").check()
     stack = LayerStack(vlanlb_lab)
     try:
-        with pytest.raises(LabBuildError, match="add the nftables package to your --vlanlb-image"):
+        with pytest.raises(LayerError, match="add the nftables package to your --vlanlb-image"):
             stack.apply("vip", "service:nftables")
         assert stack.names() == []  # the VIP it had added is gone again: nothing half-built
     finally:

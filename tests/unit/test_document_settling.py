@@ -11,8 +11,8 @@ from pathlib import Path
 from pytest_vlanlb.document.promises import ExactOutput, Fails, Observed, PacketLoss, Reply
 from pytest_vlanlb.document.sandbox import Sandbox
 from pytest_vlanlb.document.settling import (
-    CURL_NEGATIVE_WAIT,
-    NEGATIVE_WAIT,
+    CURL_SILENCE_WAIT,
+    LATE_REPLY_WAIT,
     Watch,
     ping_schedule,
     probe_argv,
@@ -42,8 +42,8 @@ def test_a_blocked_ping_is_settled_once_its_last_request_went_unanswered():
     watch = Watch(PING, [LOSS], expects_success=True)
     assert watch.poll("", 0.5) is None  # not started: no clock yet
     assert watch.poll(HEADER, 0.3) is None  # the clock starts at its header
-    assert watch.poll(HEADER, 0.3 + 1 + NEGATIVE_WAIT - 0.05) is None
-    settled = watch.poll(HEADER, 0.3 + 1 + NEGATIVE_WAIT)
+    assert watch.poll(HEADER, 0.3 + 1 + LATE_REPLY_WAIT - 0.05) is None
+    settled = watch.poll(HEADER, 0.3 + 1 + LATE_REPLY_WAIT)
     assert settled is not None
     assert settled.status == 1
     assert "0 replies to 2 requests" in settled.reason
@@ -82,11 +82,11 @@ def test_a_ping_expected_to_answer_is_settled_by_a_reply_that_holds_its_promises
 
 def test_a_curl_expected_to_fail_is_settled_when_nothing_came_back():
     watch = Watch(CURL, [Fails("(失敗することを確認)")], expects_success=True)
-    assert watch.poll("", CURL_NEGATIVE_WAIT - 0.1) is None
-    settled = watch.poll("", CURL_NEGATIVE_WAIT)
+    assert watch.poll("", CURL_SILENCE_WAIT - 0.1) is None
+    settled = watch.poll("", CURL_SILENCE_WAIT)
     assert settled is not None
     assert settled.status is None
-    assert watch.poll("HTTP/1.1 200 OK", CURL_NEGATIVE_WAIT + 1) is None
+    assert watch.poll("HTTP/1.1 200 OK", CURL_SILENCE_WAIT + 1) is None
 
 
 DUMP = """*filter

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from pytest_vlanlb.errors import TopologyError, VlanlbError
+from pytest_vlanlb.errors import ClassFileError, VlanlbError
 from pytest_vlanlb.grading import load_class, parse_names
 from pytest_vlanlb.grading.judges import snat_rule_covers
 from pytest_vlanlb.observation.addresses import parse_ip_addr
@@ -63,7 +63,7 @@ def test_class_file(tmp_path):
 def test_bad_class_files_name_the_field(tmp_path, text, field):
     path = tmp_path / "class.yaml"
     path.write_text(text)
-    with pytest.raises(TopologyError) as caught:
+    with pytest.raises(ClassFileError) as caught:
         load_class(path, None)
     assert caught.value.field == field
 
@@ -88,7 +88,7 @@ def test_a_misspelt_class_file_key_is_an_error_naming_the_nearest_key(
 ):
     path = tmp_path / "class.yaml"
     path.write_text(text)
-    with pytest.raises(TopologyError) as caught:
+    with pytest.raises(ClassFileError) as caught:
         load_class(path, None)
     assert caught.value.field == field
     assert caught.value.problem == f"unknown key; {problem}"
@@ -175,7 +175,7 @@ class _SnmpNode:
 
 
 def test_echo_requests_are_read_from_the_containers_own_icmp_counters():
-    from pytest_vlanlb.grading.student import echo_requests
+    from pytest_vlanlb.grading.probing import echo_requests
     from pytest_vlanlb.observation.probes import PingResult
 
     assert echo_requests(_SnmpNode(SNMP.format(sent=7))) == 7  # type: ignore[arg-type]

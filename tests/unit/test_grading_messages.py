@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class
+from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class, writers
 from pytest_vlanlb.grading.messages import EN, JA, Speaker, default_language
 from pytest_vlanlb.grading.steps import titles
 from pytest_vlanlb.grading.verdict import FAIL, NOT_YET, PASS, Verdict
@@ -83,9 +83,9 @@ def test_a_report_in_japanese(tmp_path):
         load_class(path, None, STEP_IDS), BASIC, str(tmp_path / "r"), several=True, language="ja"
     )
     for step, status in zip(STEP_IDS, [PASS, PASS, FAIL, PASS, *[NOT_YET] * 3], strict=True):
-        report.verdicts["alice"][step] = Verdict(step, "t", status, ["x"], "h").as_dict()
-    assert report.score_text("alice") == "3/4、vip まで"
-    report.write(tmp_path / "r", several=True)
+        report.results.set("alice", Verdict(step, "t", status, ["x"], "h").as_dict())
+    assert report.results.score_text("alice") == "3/4、vip まで"
+    writers.write(report.results, tmp_path / "r", True, "basic")
     page = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
     assert '<html lang="ja">' in page
     assert "クラスの多くが合格しなかったステップ" in page

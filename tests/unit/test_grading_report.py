@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vlanlb.errors import TopologyError
-from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class
+from pytest_vlanlb.errors import ClassFileError
+from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class, writers
 from pytest_vlanlb.grading.verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS, Verdict
 from pytest_vlanlb.model.topology import load_topology
 
@@ -30,7 +30,7 @@ def report_for(tmp_path: Path, statuses: dict[str, dict[str, str]]) -> GradeRepo
     report = GradeReport(environments, BASIC, str(tmp_path / "reports"), several=True)
     for name, steps in statuses.items():
         for step, status in steps.items():
-            report.verdicts[name][step] = Verdict(step, step, status, ["seen"]).as_dict()
+            report.results.set(name, Verdict(step, step, status, ["seen"]).as_dict())
     return report
 
 
@@ -39,15 +39,15 @@ def test_checkpoints_and_weights_change_the_score_as_documented(tmp_path):
     bob = {"env": PASS, "web-server": PASS, "firewall": PASS, "vip": FAIL}
     bob |= dict.fromkeys(("dnat", "snat", "vip-curl"), NOT_YET)
     report = report_for(tmp_path, {"alice": alice, "bob": bob})
-    a = report.document("alice")
+    a = report.results.record("alice").as_dict()
     # Weights: env 0.5, vip-curl 3, the others 1 -> max 0.5 + 5 + 3; failed firewall and
     # cannot-judge dnat count nothing.
     assert (a["score"], a["max"], a["steps_passed"], a["steps_graded"]) == (6.5, 8.5, 5, 7)
-    b = report.document("bob")
+    b = report.results.record("bob").as_dict()
     # Up to vip: dnat, snat, vip-curl are "not yet" and not in max.
     assert (b["score"], b["max"], b["steps_passed"], b["steps_graded"]) == (2.5, 3.5, 3, 4)
-    assert report.score_text("bob") == "3/4 steps, 2.5/3.5 points, up to vip"
-    matrix = report.matrix()
+    assert report.results.score_text("bob") == "3/4 steps, 2.5/3.5 points, up to vip"
+    matrix = writers.matrix(report.results)
     assert matrix[1].split()[:8] == [
         "alice",
         "PASS",
@@ -65,7 +65,7 @@ def test_checkpoints_and_weights_change_the_score_as_documented(tmp_path):
 
 def test_class_csv_has_a_row_per_student_and_a_column_per_step(tmp_path):
     report = report_for(tmp_path, {"alice": dict.fromkeys(STEP_IDS, PASS), "bob": {}})
-    written = report.write(tmp_path / "reports", several=True)
+    written = writers.write(report.results, tmp_path / "reports", True, "basic")
     rows = list(csv.reader((tmp_path / "reports" / "class.csv").open(encoding="utf-8-sig")))
     assert tmp_path / "reports" / "class.csv" in written
     assert rows[0] == ["name", *STEP_IDS, "score", "max", "steps_passed", "steps_graded"]
@@ -86,7 +86,7 @@ def test_class_csv_has_a_row_per_student_and_a_column_per_step(tmp_path):
 def test_a_bad_checkpoint_or_weight_names_the_field(tmp_path, text, field):
     path = tmp_path / "class.yaml"
     path.write_text(text)
-    with pytest.raises(TopologyError) as caught:
+    with pytest.raises(ClassFileError) as caught:
         load_class(path, None, STEP_IDS)
     assert caught.value.field == field
 

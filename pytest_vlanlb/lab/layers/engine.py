@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from ...errors import LabBuildError
+from ...errors import LayerError
 from ...model.topology import Role
 from ...observation.probes import run_together
 from ...podman.container import ExecResult
@@ -61,7 +61,7 @@ def run_steps(
         f"{name}: {r.stderr.strip() or r.stdout.strip()}" for name, r in results.items() if not r.ok
     ]
     if failed:
-        raise LabBuildError(
+        raise LayerError(
             f"{'reverting' if undo else 'applying'} layers failed on " + "; ".join(failed)
         )
     for step in ordered_steps:
@@ -72,7 +72,7 @@ def run_steps(
 
             # Checks cost a millisecond or two through the node's shell: poll often.
             if not wait_until(settled, timeout=5.0, interval=0.01):
-                raise LabBuildError(
+                raise LayerError(
                     f"{step.describe(facts[node.name])} on {node.name} did not take effect "
                     "within 5s"
                 )

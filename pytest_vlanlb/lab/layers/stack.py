@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ...errors import LabBuildError, VlanlbError
+from ...errors import LayerError, VlanlbError
 from ..build import Lab
 from .catalog import SERVICE_VARIANTS, Layer, ordered
 from .changes import Change, lab_facts
@@ -108,7 +108,7 @@ class LayerStack:
                 diff = difflib.unified_diff(
                     base.splitlines(), now.splitlines(), "base", "now", lineterm=""
                 )
-                raise LabBuildError(
+                raise LayerError(
                     f"router {router} did not return to its base state after reverting "
                     "layers:\n" + "\n".join(diff)
                 )

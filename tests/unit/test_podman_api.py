@@ -1,4 +1,4 @@
-"""Choosing the podman service: backends, versions, ssh commands (no podman needed)."""
+"""Choosing the podman API: backends, versions, ssh commands (no podman needed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from pytest_vlanlb.errors import PreflightError
 from pytest_vlanlb.podman import api
-from pytest_vlanlb.podman.api import check_version, choose_network_backend, service_conf
+from pytest_vlanlb.podman.api import api_conf, check_version, choose_network_backend
 from pytest_vlanlb.podman.remote import is_ssh, ssh_command
 
 
@@ -88,8 +88,8 @@ def test_cni_on_a_podman_without_it_says_so_and_how_to_go_on(tmp_path, monkeypat
 
 
 def test_our_containers_conf_names_the_backend_explicitly():
-    assert '[network]\nnetwork_backend = "cni"' in service_conf("cni")
-    assert "network_backend" not in service_conf(None)
+    assert '[network]\nnetwork_backend = "cni"' in api_conf("cni")
+    assert "network_backend" not in api_conf(None)
 
 
 @pytest.mark.parametrize("version", ["4.3.1", "4.9.3", "5.2.0", "5.0.0-dev"])
@@ -116,7 +116,7 @@ def test_ssh_command_is_non_interactive_and_bounded():
 
 
 def test_our_containers_conf_shortens_the_exec_sessions_linger():
-    conf = service_conf(None, stop_timeout=0)
+    conf = api_conf(None, stop_timeout=0)
     engine = conf.split("[engine]\n", 1)[1]
     assert "exit_command_delay = 30" in engine
     assert "stop_timeout = 0" in engine
