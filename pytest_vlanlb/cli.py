@@ -9,11 +9,18 @@ import sys
 
 from . import __version__
 from .document.sandbox import enter_kept, remove_stale_sandboxes
-from .document.store import ensure_image_store, image_store
+from .document.store import ensure_image_store, image_store, ready_store
 from .errors import PreflightError, VlanlbError
-from .host.image import ImageRecipe, ensure_alpine_standin, ensure_image
+from .host.image import ImageRecipe, ensure_alpine_standin, ensure_image, standin_tag
 from .host.preflight import preflight
-from .host.setup import Progress, check_tools, install_packages
+from .host.setup import (
+    Progress,
+    check_tools,
+    install_packages,
+    podman_chooses_its_network_backend,
+    sandbox_crun,
+    unpack_crun,
+)
 from .host.sweep import remove_leftovers
 from .podman.api import (
     NETWORK_BACKENDS,
@@ -23,15 +30,18 @@ from .podman.api import (
     start_api,
 )
 
+#: The commands `vlanlb --help` lists (old names it still takes are not listed).
+COMMANDS = ("setup", "build-image", "network-backends", "enter", "cleanup")
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlanlb", description=__doc__)
     parser.add_argument("--url", help="podman API URL (default: local, started if needed)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{setup,build-image,network-backends,enter,cleanup}",  # not the old aliases
+        metavar="{" + ",".join(COMMANDS) + "}",  # not the old names
     )
     setup = commands.add_parser(
         "setup",
@@ -62,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     cleanup.add_argument("--run", help="remove this run's lab (e.g. one kept with --vlanlb-keep)")
     cleanup.add_argument("--kept", action="store_true", help="also remove kept labs")
     cleanup.add_argument("--dry-run", action="store_true", help="list, do not remove")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "setup":
             for made in set_up(packages=not args.no_packages, progress=_say):
@@ -138,16 +152,33 @@ def check_network_backends() -> int:
 
 
 def set_up(*, packages: bool, progress: Progress = print) -> list[str]:
-    """Packages (unless told not to), the tools' check, then the images; returns the images
-    made or found: node image, alpine stand-in, sandbox image store."""
+    """Packages (unless told not to), document mode's crun, the tools' check, podman's own
+    choice of network backend, then the images. Returns what it did and found, a line each:
+    the host's changes first, the images last (node image, alpine stand-in, image store),
+    each said as built now or present."""
     if os.geteuid() != 0:
         raise PreflightError("`vlanlb setup` needs root: run it with sudo")
-    if packages:
-        install_packages(progress)
+    done = [install_packages(progress), unpack_crun(progress)] if packages else []
     check_tools()
+    if not packages:
+        crun = sandbox_crun()
+        done.append(f"document mode's crun: {crun or 'none (install crun for document mode)'}")
+    done.append(podman_chooses_its_network_backend())
+    done.append("podman's default OCI runtime: left as it was (setup installs no crun)")
     with podman_api(None) as api:
         client = api.client()
-        node = ensure_image(client, ImageRecipe(), progress)
+        recipe = ImageRecipe()
+        fresh = not client.images.exists(recipe.tag)
+        node = ensure_image(client, recipe, progress)
+        done_images = [_image_line("node image", node, fresh)]
+        fresh = not client.images.exists(standin_tag(node))
         standin = ensure_alpine_standin(client, node, progress)
+        done_images.append(_image_line("alpine stand-in", standin, fresh))
+        fresh = ready_store(image_store(standin)) is None
         store = ensure_image_store(client, standin, image_store(standin))
-    return [node, standin, str(store)]
+        done_images.append(_image_line("sandbox image store", str(store), fresh))
+    return [*done, *done_images]
+
+
+def _image_line(kind: str, name: str, built: bool) -> str:
+    return f"{kind}: {name} ({'built now' if built else 'present'})"

@@ -9,6 +9,7 @@ containers), so an earlier document's cleanup is its teardown and runs at the en
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ..podman.api import api_version
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .model import StepVerdict
-from .report import as_data, describe
+from .report import as_data, describe, markdown_summary
 from .runner import DocumentRun, is_runnable, typed_commands
 from .store import document_image_store
 
@@ -188,6 +189,11 @@ class DocumentMode:
     def pytest_sessionfinish(self) -> None:
         if isinstance(self._run, DocumentRun):
             self._run.close()
+        # GitHub Actions shows what a job appends to this file on its run's page.
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary and self.verdicts:
+            with open(summary, "a", encoding="utf-8") as out:
+                out.write(markdown_summary(self.verdicts, self.timeout))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.verdicts:

@@ -99,3 +99,50 @@ def as_data(verdict: StepVerdict) -> dict[str, Any]:
             for o in verdict.outcomes
         ],
     }
+
+
+def _cell(text: str) -> str:
+    """A document's text (a stranger's, on a pull request) for one Markdown table cell or
+    list item: one line, its pipes, backticks and HTML made plain characters."""
+    return one_line(text).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+
+
+def markdown_summary(verdicts: dict[str, StepVerdict], limit: float) -> str:
+    """Every step's verdict as Markdown (a CI job's summary page: GitHub's
+    $GITHUB_STEP_SUMMARY), and for each failed step what failed: the command, what the text
+    promised and what was seen, and the diagnosis."""
+    passed = sum(v.passed for v in verdicts.values())
+    lines = [
+        f"## vlanlb documents: {passed} of {len(verdicts)} steps did what their text says",
+        "",
+        "| step | title | verdict |",
+        "|---|---|---|",
+    ]
+    for nodeid, verdict in verdicts.items():
+        mark = "skipped" if verdict.all_skipped else "passed" if verdict.passed else "**FAILED**"
+        lines.append(f"| `{nodeid}` | {_cell(verdict.section.title)} | {mark} |")
+    for nodeid, verdict in verdicts.items():
+        if verdict.passed:
+            continue
+        lines += ["", f"### `{nodeid}`: {_cell(verdict.section.title)}", ""]
+        for name, check in verdict.prerequisites:
+            if not check.ok:
+                lines.append(f"- prerequisite: container {name} running: {_cell(check.seen)}")
+        for outcome in verdict.outcomes:
+            if not outcome.failed:
+                continue
+            source = _cell(outcome.typed.source)
+            if outcome.plan.action is Action.REFUSED:
+                lines.append(
+                    f"- line {outcome.typed.line}, `{source}`: not run: {outcome.plan.reason}"
+                )
+                continue
+            status = outcome.observed.describe_status(limit) if outcome.observed else ""
+            lines.append(f"- line {outcome.typed.line}, `{source}`: {_cell(status)}")
+            for promise, check in outcome.checks:
+                if not check.ok:
+                    lines.append(
+                        f"  - the document says {_cell(promise.words)!r}: seen {_cell(check.seen)}"
+                    )
+            lines += [f"  - diagnosis: {_cell(line)}" for line in outcome.diagnosis]
+    return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ from typing import Any
 import podman
 
 from ..errors import PreflightError
-from ..host.setup import missing_tools
+from ..host.setup import missing_tools, sandbox_crun
 from ..podman.settings import DEFAULT_ULIMITS, containers_conf
 from ..util.owners import claim, dead_owners, process_start_time
 from ..util.waiting import wait_until
@@ -71,8 +71,8 @@ WIRE_NETNS = "vlanlb-wire"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: What a command inside starts with, as a root login would.
 ENVIRONMENT = {"PATH": SANDBOX_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root"}
-#: Tools the sandbox needs from the host.
-HOST_TOOLS = ("podman", "unshare", "crun", "ip")
+#: Tools the sandbox needs from the host (and a crun: `host.setup.sandbox_crun`).
+HOST_TOOLS = ("podman", "unshare", "ip")
 START_TIMEOUT = 20.0
 #: /proc files runc masks in a container (runtime-spec's defaults): the host's timers, keys,
 #: memory and devices, none of which a workshop reads.
@@ -235,12 +235,13 @@ def sandbox_containers_conf(network_backend: str | None) -> str:
         {
             "containers": {"default_ulimits": DEFAULT_ULIMITS, "cgroups": "disabled"},
             "engine": {
-                "runtime": "crun",
+                "runtime": "crun",  # a name podman knows runs without cgroups; its path below
                 "cgroup_manager": "cgroupfs",
                 "events_logger": "file",
                 "stop_timeout": 0,
                 "pull_policy": "never",
             },
+            "engine.runtimes": {"crun": [sandbox_crun() or "crun"]},
             "network": {"network_backend": network_backend} if network_backend else {},
         }
     )
@@ -249,6 +250,11 @@ def sandbox_containers_conf(network_backend: str | None) -> str:
 def check_host_tools() -> None:
     if missing := missing_tools(*HOST_TOOLS):
         raise PreflightError(f"document mode's sandbox: {missing}")
+    if sandbox_crun() is None:
+        raise PreflightError(
+            "document mode's sandbox needs crun: run `vlanlb setup` (it unpacks Debian's crun "
+            "for the sandbox, leaving the host's default runtime alone), or install crun"
+        )
 
 
 @dataclass

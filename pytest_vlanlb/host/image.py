@@ -23,6 +23,7 @@ import podman.errors
 
 from ..errors import PreflightError
 from ..podman.settings import ULIMITS
+from .setup import podman_chooses_its_network_backend
 
 REPOSITORY = "localhost/vlanlb-node"
 
@@ -82,6 +83,9 @@ def ensure_image(
     """The recipe's image tag, building and importing it first if it is not there yet."""
     if client.images.exists(recipe.tag):
         return recipe.tag
+    if shutil.which("podman") is not None:
+        # The first image in the host's storage would make its podman choose CNI for good.
+        progress(podman_chooses_its_network_backend())
     if shutil.which("mmdebstrap") is None:
         raise PreflightError(
             f"the node image {recipe.tag} is not built and mmdebstrap is missing: run "

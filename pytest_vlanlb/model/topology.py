@@ -181,15 +181,14 @@ def name_problem(name: object) -> str | None:
 
 
 def topology_dirs(rootdir: Path | None = None) -> list[Path]:
-    """Where topology names are looked up, first match wins.
-
-    The project's own ``topologies/`` (when run from a checkout), the copy shipped inside the
-    wheel, and the invoking project's ``topologies/`` so users can add their own.
+    """Where topology names are looked up, first match wins: the invoking project's own
+    ``topologies/`` (so a project's ``basic.yaml`` is the one it gets: the run's header names
+    the file), then the plugin's (beside the package in a checkout, inside it in a wheel).
     """
     package = Path(__file__).resolve().parents[1]  # pytest_vlanlb/, beside model/
     dirs = [package.parent / "topologies", package / "topologies"]
     if rootdir is not None:
-        dirs.append(rootdir / "topologies")
+        dirs.insert(0, rootdir / "topologies")
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:

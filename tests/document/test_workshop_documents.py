@@ -77,9 +77,13 @@ def read(workshop: Path, name: str) -> str:
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
-def test_documents_as_published(pytester, workshop, language):
+def test_documents_as_published(pytester, workshop, language, monkeypatch):
     """Every step passes but k8s_lb's Step 6: its curl gets no answer, because Step 2's DROP
-    also takes the DNAT'ed traffic; the report names that rule, its step, and the fix."""
+    also takes the DNAT'ed traffic; the report names that rule, its step, and the fix. A CI
+    job's summary page (GitHub's $GITHUB_STEP_SUMMARY, appended to) says the same."""
+    summary = pytester.path / "summary.md"
+    summary.write_text("earlier steps of the job\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     vlan, k8s = f"vlan_{language}.md", f"k8s_lb_{language}.md"
     result, outcomes, reports, left = run_documents(
         pytester, {vlan: read(workshop, vlan), k8s: read(workshop, k8s)}, "-rA"
@@ -98,6 +102,14 @@ def test_documents_as_published(pytester, workshop, language):
     assert f"written by {k8s}::step-2 line 86" in report
     assert f"iptables -I FORWARD {DNAT_AWARE_DROP}`" in report
     assert not left
+    page = summary.read_text(encoding="utf-8")
+    assert page.startswith("earlier steps of the job\n## vlanlb documents: 14 of 15 steps")
+    assert f"| `{k8s}::step-6` |" in page
+    assert page.count("**FAILED**") == 1
+    assert f"### `{k8s}::step-6`" in page
+    assert "- line 153, `sudo podman exec a curl http://192.168.10.100`: stopped after" in page
+    assert f"written by {k8s}::step-2 line 86" in page
+    assert DNAT_AWARE_DROP in page
 
 
 def test_on_cni_the_router_cannot_take_the_gateway_address(pytester, workshop):

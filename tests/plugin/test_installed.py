@@ -90,7 +90,10 @@ def test_a_project_of_its_own_installs_the_wheel_and_runs_its_own_topology(tmp_p
     python = project / ".venv" / "bin" / "python"
     run(python, "-m", "pip", "install", "-q", wheel, cwd=project)
     setup = run(project / ".venv" / "bin" / "vlanlb", "setup", "--no-packages", cwd=project)
-    assert setup.stdout.splitlines()[0].startswith("localhost/vlanlb-node:"), setup.stdout
+    said = setup.stdout.splitlines()
+    # One line per change or finding; the node image is named once it exists.
+    assert any(line.startswith("node image: localhost/vlanlb-node:") for line in said), setup.stdout
+    assert any(line.startswith("document mode's crun: ") for line in said), setup.stdout
     (project / "topologies" / "shop.yaml").write_text(TOPOLOGY)
     (project / "test_shop.py").write_text(USER_TEST)
     result = run(python, "-m", "pytest", "-p", "no:cacheprovider", "--vlanlb-topology=shop",

@@ -76,12 +76,29 @@ def test_the_sweep_kills_a_dead_runs_sandbox_but_never_a_reused_pid(tmp_path):
 
 
 def test_a_missing_host_tool_is_named_with_its_package(monkeypatch):
-    real = sandbox.shutil.which
-    monkeypatch.setattr(sandbox.shutil, "which", lambda t: None if t == "crun" else real(t))
+    from pytest_vlanlb.host import setup
+
+    real = setup.shutil.which
+    monkeypatch.setattr(setup.shutil, "which", lambda t: None if t == "unshare" else real(t))
     with pytest.raises(
-        PreflightError, match=r"^document mode's sandbox: missing: crun: install crun \(`vlanlb"
+        PreflightError,
+        match=r"^document mode's sandbox: missing: unshare: install util-linux \(`vlanlb",
     ):
         sandbox.check_host_tools()
+
+
+def test_without_a_crun_document_mode_says_how_to_get_one(monkeypatch, tmp_path):
+    from pytest_vlanlb.host import setup
+
+    real = setup.shutil.which
+    monkeypatch.setattr(setup, "PRIVATE_CRUN", tmp_path / "crun")  # not unpacked here
+    monkeypatch.setattr(setup.shutil, "which", lambda t: None if t == "crun" else real(t))
+    with pytest.raises(PreflightError, match=r"needs crun: run `vlanlb setup` \(it unpacks"):
+        sandbox.check_host_tools()
+    (tmp_path / "crun").write_text("#!/bin/sh\n")
+    (tmp_path / "crun").chmod(0o755)
+    sandbox.check_host_tools()  # its own, once unpacked
+    assert 'crun = ["' + str(tmp_path / "crun") in sandbox.sandbox_containers_conf(None)
 
 
 def test_a_sandbox_that_cannot_be_made_says_why(tmp_path):

@@ -229,6 +229,16 @@ def test_users_own_topologies_dir_is_searched(tmp_path):
     assert load_topology(resolve_topology("classroom", dirs)).service.port == 80
 
 
+def test_a_projects_own_basic_is_the_one_it_gets(tmp_path):
+    """A project's topologies/basic.yaml comes before the plugin's (it used to be shadowed)."""
+    (tmp_path / "topologies").mkdir()
+    own = tmp_path / "topologies" / "basic.yaml"
+    own.write_text(BASIC.read_text().replace("Hello from Pod B", "Hello from our own b"))
+    path = resolve_topology("basic", topology_dirs(tmp_path))
+    assert path.resolve() == own.resolve()
+    assert load_topology(path).service.greeting == "Hello from our own b"
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
