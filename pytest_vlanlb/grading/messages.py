@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ..observation.counters import Move, story
 from ..observation.probes import HttpResult, PingResult
-from ..observation.words import Words
-
-LANGUAGES = ("en", "ja")
+from ..observation.words import Catalogued, Words
 
 EN: dict[str, str] = {
     # step titles (over the topology's facts)
@@ -380,18 +377,14 @@ def default_language(environ: Mapping[str, str] | None = None) -> str:
     return "ja" if locale.lower().startswith("ja") else "en"
 
 
-class Speaker:
-    """Says a catalogue's key in one language, with its placeholders filled."""
+class Speaker(Catalogued):
+    """Grading's messages said in one language; `words` says the observations in it."""
+
+    catalogues = CATALOGUES
 
     def __init__(self, language: str = "en") -> None:
-        if language not in CATALOGUES:
-            raise ValueError(f"{language!r}: the languages are {', '.join(LANGUAGES)}")
-        self.language = language
-        self.catalogue = CATALOGUES[language]
+        super().__init__(language)
         self.words = Words(language)
-
-    def __call__(self, key: str, **fields: Any) -> str:
-        return self.catalogue[key].format(**fields)
 
     def status(self, status: str) -> str:
         return self(f"status.{status}")

@@ -9,9 +9,9 @@ imports neither (they import it), so the facts arrive as the small protocols bel
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 LANGUAGES = ("en", "ja")
 
@@ -179,17 +179,25 @@ def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-class Words:
-    """Observations said in one language."""
+class Catalogued:
+    """Says a catalogue's key in one language, with its placeholders filled."""
+
+    catalogues: ClassVar[Mapping[str, Mapping[str, str]]]
 
     def __init__(self, language: str = "en") -> None:
-        if language not in CATALOGUES:
+        if language not in self.catalogues:
             raise ValueError(f"{language!r}: the languages are {', '.join(LANGUAGES)}")
         self.language = language
-        self.catalogue = CATALOGUES[language]
+        self.catalogue = self.catalogues[language]
 
     def __call__(self, key: str, **fields: Any) -> str:
         return self.catalogue[key].format(**fields)
+
+
+class Words(Catalogued):
+    """Observations said in one language."""
+
+    catalogues = CATALOGUES
 
     def ping(self, result: Ping) -> str:
         if result.transmitted == 0:  # nothing was sent: say what was seen instead of 0/0
