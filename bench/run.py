@@ -13,7 +13,7 @@ before are let finish (bench/sessions.py). Usage (as root, after scripts/setup):
     .venv/bin/python bench/run.py [--rounds N]
 
 Prints wall times per round, the medians, and the verdicts against the targets:
-suite (serial) / script: steps <= 0.7; build + teardown < 2 s.
+suite (serial) / script: steps <= 0.35; build + teardown < 2 s.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +37,7 @@ from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.host.image import ImageRecipe  # noqa: E402
 
-RATIO_TARGET = 0.7
+RATIO_TARGET = 0.35  # issue 31: the main job within 0.35x the plain script
 BUILD_TARGET = 2.0
 PYTEST = [str(ROOT / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider"]
 MAIN_JOB = [*PYTEST, "--vlanlb-topology=basic", "tests/lab"]
@@ -75,6 +77,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     script = ["bash", "bench/workshop_plain.sh", ImageRecipe().tag]
+    # The script runs on the backend the plugin's own runs use (netavark): a host podman that
+    # chose CNI refuses the workshop's Step 3 (the router taking the gateway's address).
+    conf = Path(tempfile.mkdtemp(prefix="vlanlb-bench-")) / "containers.conf"
+    conf.write_text('[network]\nnetwork_backend = "netavark"\n')
+    netavark = {"CONTAINERS_CONF": str(conf)}
     conmons: list[int] = []
 
     def serial() -> float:
@@ -86,16 +93,19 @@ def main() -> None:
     contenders: dict[str, Callable[[], float]] = {
         "suite (serial)": serial,
         "suite (-n 2)": lambda: run([*MAIN_JOB, "-n", "2"])[0],
-        "script: steps": lambda: run(script)[0],
-        "script: same work": lambda: run(script, {"FULL": "1"})[0],
+        "script: steps": lambda: run(script, netavark)[0],
+        "script: same work": lambda: run(script, {**netavark, "FULL": "1"})[0],
         "one test: build+teardown": lab_build_and_teardown,
     }
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for round_ in range(1, args.rounds + 1):
-        for name, measure in contenders.items():  # interleaved: drift hits all alike
-            drain()  # the previous run's exec sessions end on their own time, not this run's
-            times[name].append(measure())
-            print(f"round {round_}: {name:25} {times[name][-1]:6.2f} s", flush=True)
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for name, measure in contenders.items():  # interleaved: drift hits all alike
+                drain()  # the previous run's exec sessions end on their own time
+                times[name].append(measure())
+                print(f"round {round_}: {name:25} {times[name][-1]:6.2f} s", flush=True)
+    finally:
+        shutil.rmtree(conf.parent)
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"\nmedians of {args.rounds} round(s):")
     for name, value in median.items():

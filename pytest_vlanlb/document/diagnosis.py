@@ -16,9 +16,9 @@ import podman
 from podman.errors import APIError, NotFound
 
 from ..observation.counters import Move, diff, explain, snapshot
+from ..observation.settling import Readings
 from ..podman.container import Container
 from ..podman.lookup import container_named
-from .settling import Readings
 
 if TYPE_CHECKING:
     from .model import Written

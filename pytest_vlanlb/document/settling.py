@@ -15,7 +15,8 @@ loss'"). Nothing is settled by guessing:
   SYN and its retransmission unanswered);
 - a probe expected to succeed that has shown nothing is settled as failed only on evidence:
   the routers' counters show its packets being dropped (at least `DROPS_TO_SETTLE` since it
-  began), which no waiting can change while that rule stands. That reading is the probe's
+  began), which no waiting can change while that rule stands (`observation.settling`, the
+  rule the lab's negative probes settle by too). That reading is the probe's
   diagnosis too: no repeat is needed.
 Anything else runs to its end or its time limit, as before.
 """
@@ -26,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..observation.counters import Counters, Move, diff, explain
+from ..observation.settling import Readings, drops, reason, settles
 from .mapping import PREFIX_COMMANDS, exec_container_index
 from .promises import Fails, Observed, PacketLoss, Promise, Reply
 
@@ -40,9 +41,6 @@ EVIDENCE_AFTER = 1.2
 POLL_EVERY = 0.5
 DROPS_TO_SETTLE = 2
 
-#: Each router's counters (`observation.counters.snapshot`: iptables and nft), None where they
-#: cannot be read (the router is gone, or has no iptables).
-Readings = dict[str, Counters | None]
 ReadCounters = Callable[[], Readings]
 
 
@@ -176,21 +174,8 @@ class Watch:
         if self.read_counters is None or not self.before:
             return None
         after = self.read_counters()
-        drops: list[Move] = []
-        for router, old in self.before.items():
-            new = after.get(router)
-            if old is None or new is None:
-                continue
-            drops += [
-                m
-                for m in diff(old, new)
-                if m.counter.table == "filter" and m.counter.target == "DROP"
-            ]
-        if sum(m.packets for m in drops) < DROPS_TO_SETTLE:
+        moves = drops(self.before, after)
+        if not settles(moves, DROPS_TO_SETTLE):
             return None
         self.after = after
-        return Settled(
-            None,
-            f"{explain(drops)} while it waited, and nothing came back: it cannot succeed "
-            "while that rule stands",
-        )
+        return Settled(None, reason(moves))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..podman.container import Container
-from .words import ENGLISH, Counted, Fact, FellThrough, Picked
+from .words import ENGLISH, KERNEL, Counted, Fact, FellThrough, Picked
 
 _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+)(?: (.*))?$")
 _CHAIN = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
@@ -189,21 +189,26 @@ def diff(before: Counters, after: Counters) -> list[Move]:
 def story(moves: list[Move]) -> list[Fact]:
     """What the counters say happened, in the order it happened: kube-proxy's nftables picks
     first, the other nft rules in the ruleset's own order, then iptables' rules, NAT before
-    filtering (a filter DROP after a DNAT is said to have taken DNAT'ed traffic)."""
+    filtering (a filter DROP after a DNAT is said to have taken DNAT'ed traffic), then what
+    the kernel dropped by itself."""
     dnat = any(m.counter.target in ("DNAT", "dnat") for m in moves)
     order = {"raw": 0, "mangle": 1, "nat": 2, "filter": 3}
     iptables = sorted(
         (m for m in moves if not m.counter.action),
         key=lambda m: (order.get(m.counter.table, 9), m.counter.chain, m.counter.number),
     )
+    kernel = [m for m in moves if m.counter.table == KERNEL]
     picks, told = _picks(moves)
+    told |= {id(m) for m in kernel}
     nft = [m for m in moves if m.counter.action and id(m) not in told]
 
     def counted(m: Move) -> Counted:
         took_dnat = dnat and m.counter.table == "filter" and m.counter.target == "DROP"
         return Counted(m.counter, m.packets, after_dnat=took_dnat)
 
-    return [*picks, *(counted(m) for m in nft), *(counted(m) for m in iptables)]
+    return [*picks, *(counted(m) for m in nft), *(counted(m) for m in iptables)] + [
+        Counted(m.counter, m.packets, after_dnat=False) for m in kernel
+    ]
 
 
 def explain(moves: list[Move]) -> str:
@@ -211,15 +216,37 @@ def explain(moves: list[Move]) -> str:
     return ENGLISH.facts(story(moves))
 
 
-def snapshot(router: Container) -> Counters:
-    """The router's iptables counters and its nft rules' counters (where it has nft).
+#: The IPv4 layer's own drop counters (/proc/net/snmp, RFC 4293's names): packets the kernel
+#: dropped with no rule involved. InAddrErrors is a router that does not forward
+#: (net.ipv4.ip_forward 0) being sent a packet for another host.
+KERNEL_DROPS = ("InAddrErrors", "InHdrErrors", "InDiscards", "OutNoRoutes", "OutDiscards")
 
-    Two commands, each the listing itself: a student's router is read through bounds that
-    let a rule listing through whole (grading/bounded.py) but cut any other output short.
-    nft is asked for only where the router has it (found out once per node)."""
+
+def parse_snmp(text: str) -> Counters:
+    """The kernel's IPv4 drop counters from /proc/net/snmp (a header line of names, then a
+    line of values), as counters of table `kernel`, chain `Ip`, action `drop`."""
+    rows = [line.split() for line in text.splitlines() if line.startswith("Ip: ")]
+    counters: Counters = {}
+    if len(rows) < 2:
+        return counters
+    for name, value in zip(rows[0][1:], rows[1][1:], strict=False):
+        if name in KERNEL_DROPS and value.isdigit():
+            c = RuleCount(KERNEL, "Ip", 0, name, int(value), 0, "drop")
+            counters[c.key] = c
+    return counters
+
+
+def snapshot(router: Container) -> Counters:
+    """The router's iptables counters, its nft rules' counters (where it has nft) and the
+    kernel's own IPv4 drop counters.
+
+    One command each, each the listing itself: a student's router is read through bounds
+    that let a rule listing through whole (grading/bounded.py) but cut any other output
+    short. nft is asked for only where the router has it (found out once per node)."""
     counters = parse_counters(router.exec("iptables-save", "-c").stdout)
     if router.has_command("nft"):
         counters.update(parse_nft(router.exec("nft", "-a", "list", "ruleset").stdout))
+    counters.update(parse_snmp(router.exec("cat", "/proc/net/snmp").stdout))
     return counters
 
 

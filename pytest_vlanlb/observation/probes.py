@@ -1,7 +1,9 @@
 """Network probes run inside lab nodes, with results parsed into facts tests can assert.
 
 Only silence uses a short wait: on a local segment a reply takes well under a millisecond, so
-a probe that must NOT get through is sure after 0.3 s (a thousand round trips). Anything that
+a probe that must NOT get through is sure after 0.3 s (a thousand round trips). Given the
+routers to watch (`evidence=`), a negative probe stops sooner, once their counters show its
+packets dropped (`settling`); with no such evidence it keeps its whole window. Anything that
 must arrive (a reply, a greeting, a RST) gets POSITIVE_WAIT: on a loaded machine it can take
 far longer than 0.3 s, and it costs nothing when it comes at once.
 """
@@ -12,13 +14,15 @@ import enum
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..podman.container import Container
-from .words import ENGLISH
+from .counters import story
+from .settling import silent_exec
+from .words import ENGLISH, Fact
 
 T = TypeVar("T")
 
@@ -35,6 +39,10 @@ class PingResult:
     received: int
     ttls: tuple[int, ...]
     output: str
+    #: A negative ping stopped on evidence: the drops that settled it (else empty), and how
+    #: many negative probes sent together those drops account for (itself included).
+    stopped_by: tuple[Fact, ...] = ()
+    together: int = 1
 
     @property
     def loss(self) -> float:
@@ -70,15 +78,28 @@ def ping(
     interval: float = PING_INTERVAL,
 ) -> PingResult:
     """`count` echo requests `interval` apart; waits `wait` seconds for the last reply."""
-    result = node.exec(
-        "ping", "-n", "-c", str(count), "-i", f"{interval}", "-W", f"{wait:g}", target
-    )
+    result = node.exec(*_ping_argv(target, count, wait, interval))
     return parse_ping(target, result.stdout + result.stderr)
 
 
-def ping_lost(node: Container, target: str, *, count: int = 2) -> PingResult:
-    """A negative ping: several requests, each given NEGATIVE_WAIT to be answered."""
-    return ping(node, target, count=count, wait=NEGATIVE_WAIT)
+def _ping_argv(target: str, count: int, wait: float, interval: float) -> list[str]:
+    return ["ping", "-n", "-c", str(count), "-i", f"{interval}", "-W", f"{wait:g}", target]
+
+
+def ping_lost(
+    node: Container, target: str, *, count: int = 2, evidence: Sequence[Container] = ()
+) -> PingResult:
+    """A negative ping: several requests, each given NEGATIVE_WAIT to be answered; stopped
+    sooner once `evidence`'s counters show all of them dropped."""
+    run = silent_exec(
+        node,
+        _ping_argv(target, count, NEGATIVE_WAIT, PING_INTERVAL),
+        packets=count,
+        window=NEGATIVE_WAIT + count * PING_INTERVAL,
+        evidence=evidence,
+    )
+    result = parse_ping(target, run.result.stdout + run.result.stderr)
+    return replace(result, stopped_by=tuple(story(run.drops)), together=run.together)
 
 
 CURL_TIME = "vlanlb-curl-seconds="
@@ -99,6 +120,9 @@ class HttpResult:
     body: str
     detail: str
     elapsed: float
+    #: A negative request stopped on evidence: as PingResult's.
+    stopped_by: tuple[Fact, ...] = ()
+    together: int = 1
 
     @property
     def ok(self) -> bool:
@@ -121,36 +145,65 @@ def classify_curl(rc: int, stderr: str) -> HttpOutcome:
     return HttpOutcome.ERROR
 
 
-def http_get(node: Container, url: str, *, timeout: float = POSITIVE_WAIT) -> HttpResult:
-    start = time.perf_counter()
+def _curl_argv(url: str, timeout: float) -> list[str]:
     # curl's own clock: the exec around it can be slow on a loaded machine, curl's is not.
     timing = "%{stderr}" + CURL_TIME + "%{time_total}\n"
-    result = node.exec("curl", "-sS", "-v", "--max-time", f"{timeout:g}", "-w", timing, url)
-    elapsed = time.perf_counter() - start
-    stderr_lines = result.stderr.splitlines()
+    return ["curl", "-sS", "-v", "--max-time", f"{timeout:g}", "-w", timing, url]
+
+
+def _http_result(url: str, rc: int, stdout: str, stderr: str, elapsed: float) -> HttpResult:
+    stderr_lines = stderr.splitlines()
     for line in stderr_lines:
         if line.startswith(CURL_TIME):
             elapsed = float(line[len(CURL_TIME) :])
-    outcome = classify_curl(result.rc, result.stderr)
     detail = "\n".join(
         line for line in stderr_lines if not line.startswith(("> ", "< ", "{", "}", CURL_TIME))
     )
-    return HttpResult(url, outcome, result.stdout, detail, elapsed)
+    return HttpResult(url, classify_curl(rc, stderr), stdout, detail, elapsed)
 
 
-def http_get_negative(node: Container, url: str) -> HttpResult:
-    """A request that must get no answer at all: a drop shows as a timeout after NEGATIVE_WAIT.
+def http_get(node: Container, url: str, *, timeout: float = POSITIVE_WAIT) -> HttpResult:
+    start = time.perf_counter()
+    result = node.exec(*_curl_argv(url, timeout))
+    elapsed = time.perf_counter() - start
+    return _http_result(url, result.rc, result.stdout, result.stderr, elapsed)
+
+
+def http_get_negative(
+    node: Container, url: str, *, evidence: Sequence[Container] = ()
+) -> HttpResult:
+    """A request that must get no answer at all: a drop shows as a timeout after
+    NEGATIVE_WAIT, or sooner once `evidence`'s counters show its SYN dropped (then it is a
+    timeout too: no answer came, and none could).
 
     Only for silence: a request expected to be refused must use `http_get`, since the RST
     may be late on a loaded machine.
     """
-    return http_get(node, url, timeout=NEGATIVE_WAIT)
+    run = silent_exec(
+        node,
+        _curl_argv(url, NEGATIVE_WAIT),
+        packets=1,
+        window=NEGATIVE_WAIT,
+        evidence=evidence,
+    )
+    got = _http_result(url, run.result.rc, run.result.stdout, run.result.stderr, run.elapsed)
+    if not run.drops:
+        return got
+    return replace(
+        got,
+        outcome=HttpOutcome.TIMEOUT,
+        stopped_by=tuple(story(run.drops)),
+        together=run.together,
+    )
 
 
-def http_expecting(node: Container, url: str, expected: HttpOutcome) -> HttpResult:
-    """A GET that waits as long as `expected` needs: short for silence, long for anything."""
+def http_expecting(
+    node: Container, url: str, expected: HttpOutcome, *, evidence: Sequence[Container] = ()
+) -> HttpResult:
+    """A GET that waits as long as `expected` needs: short for silence (shorter still on
+    `evidence`), long for anything."""
     if expected is HttpOutcome.TIMEOUT:
-        return http_get_negative(node, url)
+        return http_get_negative(node, url, evidence=evidence)
     return http_get(node, url)
 
 

@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 LANGUAGES = ("en", "ja")
+#: The table the kernel's own drop counters are read under (counters.parse_snmp).
+KERNEL = "kernel"
 
 EN: dict[str, str] = {
     "ping.replies": "ping {target}: {received}/{transmitted} replies{ttl}",
     "ping.ttl": ", ttl {ttl}",
     "ping.nothing": "ping {target}: sent nothing ({said})",
     "ping.no_output": "no output",
+    "settled.dropped": "; stopped on evidence: {facts}",
+    "settled.together": (
+        "; stopped on evidence, with the {others} other probe(s) sent beside it: {facts}"
+    ),
     "http.result": "GET {url}: {outcome} after {elapsed:.2f}s ({what})",
     "http.ok": "ok",
     "http.refused": "refused",
@@ -39,6 +45,14 @@ EN: dict[str, str] = {
         "{packets} fell through {table} {chain} rule {number} `{spec}`: its map has no element "
         "for their number"
     ),
+    "moves.kernel": "{packets} dropped by the router's kernel ({reason})",
+    "kernel.InAddrErrors": (
+        "InAddrErrors: for another host, and the router does not forward: is net.ipv4.ip_forward 0?"
+    ),
+    "kernel.InHdrErrors": "InHdrErrors: a bad IP header, or its TTL ran out",
+    "kernel.InDiscards": "InDiscards: discarded on the way in",
+    "kernel.OutNoRoutes": "OutNoRoutes: no route to the destination",
+    "kernel.OutDiscards": "OutDiscards: discarded on the way out",
     "verb.DROP": "dropped by",
     "verb.REJECT": "rejected by",
     "verb.ACCEPT": "accepted by",
@@ -55,6 +69,10 @@ JA: dict[str, str] = {
     "ping.ttl": "、ttl {ttl}",
     "ping.nothing": "ping {target}: 何も送っていない（{said}）",
     "ping.no_output": "出力なし",
+    "settled.dropped": "。根拠が出たので打ち切り: {facts}",
+    "settled.together": (
+        "。同時に送った他の {others} 個のプローブと合わせて根拠が出たので打ち切り: {facts}"
+    ),
     "http.result": "GET {url}: {elapsed:.2f} 秒で{outcome}（{what}）",
     "http.ok": "応答あり",
     "http.refused": "拒否",
@@ -74,6 +92,14 @@ JA: dict[str, str] = {
         "{packets}が {table} {chain} のルール {number} `{spec}` を素通りした（その番号に当たる"
         "要素がマップにない）"
     ),
+    "moves.kernel": "{packets}がルーターのカーネルに破棄された（{reason}）",
+    "kernel.InAddrErrors": (
+        "InAddrErrors: 他のホスト宛てなのにルーターが転送しない。net.ipv4.ip_forward が 0 では？"
+    ),
+    "kernel.InHdrErrors": "InHdrErrors: IP ヘッダーの誤り、または TTL 切れ",
+    "kernel.InDiscards": "InDiscards: 受信時に破棄",
+    "kernel.OutNoRoutes": "OutNoRoutes: 宛先への経路がない",
+    "kernel.OutDiscards": "OutDiscards: 送信時に破棄",
     "verb.DROP": "破棄された",
     "verb.REJECT": "拒否された",
     "verb.ACCEPT": "許可された",
@@ -108,6 +134,10 @@ class Ping(Protocol):
     def ttls(self) -> tuple[int, ...]: ...
     @property
     def output(self) -> str: ...
+    @property
+    def stopped_by(self) -> Sequence[Fact]: ...
+    @property
+    def together(self) -> int: ...
 
 
 class _Outcome(Protocol):
@@ -126,6 +156,10 @@ class Http(Protocol):
     def elapsed(self) -> float: ...
     @property
     def outcome(self) -> _Outcome: ...
+    @property
+    def stopped_by(self) -> Sequence[Fact]: ...
+    @property
+    def together(self) -> int: ...
     @property
     def ok(self) -> bool: ...
 
@@ -204,23 +238,34 @@ class Words(Catalogued):
             said = " ".join(result.output.split())[:200] or self("ping.no_output")
             return self("ping.nothing", target=result.target, said=said)
         ttl = self("ping.ttl", ttl=result.ttls[0]) if result.ttls else ""
-        return self(
+        said = self(
             "ping.replies",
             target=result.target,
             received=result.received,
             transmitted=result.transmitted,
             ttl=ttl,
         )
+        return said + self.stopped(result.stopped_by, result.together)
 
     def http(self, result: Http) -> str:
         what = repr(result.body) if result.ok else result.detail.strip()
-        return self(
+        said = self(
             "http.result",
             url=result.url,
             outcome=self(f"http.{result.outcome.value}"),
             elapsed=result.elapsed,
             what=what,
         )
+        return said + self.stopped(result.stopped_by, result.together)
+
+    def stopped(self, facts: Sequence[Fact], together: int = 1) -> str:
+        """Why a negative probe ended before its window: the drops that settled it (and the
+        probes sent beside it, whose packets those drops count too)."""
+        if not facts:
+            return ""
+        if together > 1:
+            return self("settled.together", others=together - 1, facts=self.facts(facts))
+        return self("settled.dropped", facts=self.facts(facts))
 
     def packets(self, count: int) -> str:
         return self("moves.one" if count == 1 else "moves.many", count=count)
@@ -249,6 +294,8 @@ class Words(Catalogued):
                 spec=c.spec,
             )
         packets = self.packets(fact.packets)
+        if c.table == KERNEL:
+            return self("moves.kernel", packets=packets, reason=self(f"kernel.{c.spec}"))
         if c.number == 0:
             return self(
                 "moves.policy", packets=packets, table=c.table, chain=c.chain, policy=c.spec

@@ -19,7 +19,10 @@ from pytest_vlanlb.host.image import ImageRecipe, ensure_alpine_standin, ensure_
 from pytest_vlanlb.podman.settings import ULIMITS
 
 #: A reply (127.0.0.1) and silence (a neighbour that is not there, behind a veth of its own).
+#: One stream (stderr into stdout): ping's complaint and the status after it stay in the
+#: order they were written; the logs of two streams need not keep it.
 SCRIPT = """
+exec 2>&1
 ip link add v0 type veth peer name v1 && ip addr add 10.9.9.1/24 dev v0 &&
 ip link set v0 up && ip link set v1 up || exit 99
 echo "NET_RAW $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 13 & 1 ))"
@@ -50,7 +53,7 @@ def run(vlanlb_podman, image: str, net_raw: bool, ping_groups: str = "0 0") -> s
     try:
         container.start()
         assert container.wait() == 0
-        return b"".join(container.logs(stdout=True, stderr=True)).decode()
+        return b"".join(container.logs(stdout=True, stderr=False)).decode()
     finally:
         with contextlib.suppress(podman.errors.APIError):
             container.remove(force=True)

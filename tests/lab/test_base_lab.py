@@ -64,9 +64,11 @@ def test_a_cannot_reach_b_when_the_router_stops_forwarding(
     target = str(vlanlb_backend.spec.interfaces[0].address)
     vlanlb_router.write_sysctl("net.ipv4.ip_forward", "0")
     try:
-        lost = ping_lost(vlanlb_client, target)
+        lost = ping_lost(vlanlb_client, target, evidence=[vlanlb_router])
     finally:
         vlanlb_router.write_sysctl("net.ipv4.ip_forward", "1")
     assert lost.transmitted == 2, str(lost)
     assert lost.received == 0, str(lost)
+    # No rule took them: the router's kernel counted them dropped, for not forwarding.
+    assert "2 packets dropped by the router's kernel (InAddrErrors" in str(lost), str(lost)
     assert ping(vlanlb_client, target).received == 1  # and forwarding back on restores it

@@ -85,22 +85,23 @@ def test_truth_table(row, vlanlb_lab, vlanlb_layers, vlanlb_client, addr):
     vlanlb_layers.apply(*row.layers)
     router = vlanlb_lab.router
     webserver = "webserver" in row.layers
+    watched = [router]  # a silence settles early once its packets show on a DROP's counter
 
     # Only silence is judged after a short wait; an answer or a RST may come late under load.
     def vip():
-        return http_expecting(vlanlb_client, addr.vip_url, row.vip)
+        return http_expecting(vlanlb_client, addr.vip_url, row.vip, evidence=watched)
 
     def direct_ping():
         return (
             ping(vlanlb_client, addr.backend)
             if row.direct
-            else ping_lost(vlanlb_client, addr.backend)
+            else ping_lost(vlanlb_client, addr.backend, evidence=watched)
         )
 
     direct_expected = (OK if webserver else REFUSED) if row.direct else TIMEOUT
 
     def direct_http():
-        return http_expecting(vlanlb_client, addr.direct_url, direct_expected)
+        return http_expecting(vlanlb_client, addr.direct_url, direct_expected, evidence=watched)
 
     seen = observe(router, lambda: run_together(vip, direct_ping, direct_http))
     vip_result, ping_result, http_result = seen.result
@@ -143,8 +144,8 @@ def test_firewall_blocks_a_to_b_but_not_the_router(
     seen = observe(
         vlanlb_router,
         lambda: run_together(
-            lambda: ping_lost(vlanlb_client, addr.backend),
-            lambda: http_get_negative(vlanlb_client, addr.direct_url),
+            lambda: ping_lost(vlanlb_client, addr.backend, evidence=[vlanlb_router]),
+            lambda: http_get_negative(vlanlb_client, addr.direct_url, evidence=[vlanlb_router]),
             lambda: ping(vlanlb_backend, addr.router_pods),
             lambda: ping(vlanlb_router, addr.backend),
         ),
@@ -160,10 +161,12 @@ def test_firewall_blocks_a_to_b_but_not_the_router(
 
 
 @pytest.mark.vlanlb(layers=["webserver", "firewall:dnat-aware", "vip", "dnat", "snat"])
-def test_step6_vip_answers_while_direct_ping_fails(vlanlb_layers, vlanlb_client, addr):
+def test_step6_vip_answers_while_direct_ping_fails(
+    vlanlb_layers, vlanlb_client, vlanlb_router, addr
+):
     got, lost = run_together(
         lambda: http_get(vlanlb_client, addr.vip_url),
-        lambda: ping_lost(vlanlb_client, addr.backend),
+        lambda: ping_lost(vlanlb_client, addr.backend, evidence=[vlanlb_router]),
     )
     assert got.outcome is OK, str(got)
     assert got.body.rstrip("\n") == "Hello from Pod B"
@@ -180,7 +183,10 @@ def test_step6_as_written_times_out_the_workshop_defect(
     also drops the DNAT'ed SYNs. If the workshop text is fixed (or the kernel changes),
     this test fails and the README's defect note must change with it.
     """
-    seen = observe(vlanlb_router, lambda: http_get_negative(vlanlb_client, addr.vip_url))
+    seen = observe(
+        vlanlb_router,
+        lambda: http_get_negative(vlanlb_client, addr.vip_url, evidence=[vlanlb_router]),
+    )
     assert seen.result.outcome is TIMEOUT, seen.explain()
     assert seen.moved("nat", "PREROUTING", "DNAT") == 1, seen.explain()
     assert seen.moved("filter", "FORWARD", "DROP") >= 1, seen.explain()
@@ -239,8 +245,10 @@ def test_arp_for_the_vip_answers_with_the_routers_public_mac(
     assert vlanlb_client.neighbour(addr.vip) == vlanlb_router.mac_of(public_if)
 
 
-def test_removing_the_firewall_restores_a_to_b(vlanlb_lab, vlanlb_layers, vlanlb_client, addr):
+def test_removing_the_firewall_restores_a_to_b(
+    vlanlb_lab, vlanlb_layers, vlanlb_client, vlanlb_router, addr
+):
     vlanlb_layers.apply("firewall:workshop")
-    assert ping_lost(vlanlb_client, addr.backend).received == 0
+    assert ping_lost(vlanlb_client, addr.backend, evidence=[vlanlb_router]).received == 0
     vlanlb_layers.revert()  # the workshop's cleanup: iptables -D FORWARD ...
     assert ping(vlanlb_client, addr.backend).received == 1

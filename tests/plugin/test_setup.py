@@ -4,8 +4,9 @@ image (netavark, as on a fresh install), so that the workshop's vlan_ja.md Step 
 started with the segment's gateway as its address — works with the user's own `podman`; and
 setup installs no OCI runtime that would become podman's default.
 
-The user's podman here is the podman CLI with its storage moved to a folder of the test's
-(CONTAINERS_STORAGE_CONF): a fresh storage, without touching the host's."""
+The user's podman here is the podman CLI with its storage and network configuration moved to
+folders of the test's (CONTAINERS_STORAGE_CONF, CONTAINERS_CONF): a fresh install, without
+touching the host's."""
 
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ def fresh_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         f'[storage]\ndriver = "overlay"\ngraphroot = "{root}"\nrunroot = "{tmp_path / "run"}"\n'
     )
     monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(conf))
+    # And no networks of the host's: podman 4 chooses CNI where CNI networks exist (a fresh
+    # install has none; this host has the lab's, on the suite's CNI pass).
+    containers_conf = tmp_path / "containers.conf"
+    containers_conf.write_text(f'[network]\nnetwork_config_dir = "{tmp_path / "networks"}"\n')
+    monkeypatch.setenv("CONTAINERS_CONF", str(containers_conf))
     yield root
-    # Only the test's own: this storage's containers and images, and its one network (the
-    # networks' configuration is the host's, whatever the storage).
+    # Only the test's own: this storage's containers and images, and its one network.
     podman("rm", "-af", "-t", "0")
     podman("rmi", "-af")
     podman("network", "rm", "-f", "vlbsetup-net")
@@ -53,7 +58,7 @@ def test_podman_chooses_netavark_before_an_image_and_step_3_works(fresh_storage,
     assert (fresh_storage / "defaultNetworkBackend").read_text().strip() == "netavark"
     # Then setup stores its image, and podman's choice stays what it was.
     archive = tmp_path / "node.tar"
-    host = {k: v for k, v in os.environ.items() if k != "CONTAINERS_STORAGE_CONF"}
+    host = {k: v for k, v in os.environ.items() if not k.startswith("CONTAINERS_")}
     with archive.open("wb") as out:  # from the host's storage, where setup built it
         subprocess.run(["podman", "save", ImageRecipe().tag], stdout=out, env=host, check=True)
     assert podman("load", "-q", "-i", str(archive)).returncode == 0

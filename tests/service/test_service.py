@@ -344,7 +344,10 @@ def test_service_traffic_and_a_networkpolicy_drop(
         if kube_proxy.mode == "iptables" and vlanlb_firewall == "workshop":
             assert seen.moved("filter", "KUBE-FORWARD", "ACCEPT") >= 1, seen.explain()
         return
-    seen = observe(vlanlb_router, lambda: http_get_negative(vlanlb_client, vip_url))
+    seen = observe(
+        vlanlb_router,
+        lambda: http_get_negative(vlanlb_client, vip_url, evidence=[vlanlb_router]),
+    )
     assert seen.result.outcome is HttpOutcome.TIMEOUT, seen.explain()
     assert sum(kube_proxy.picks(seen, endpoints)) >= 1, seen.explain()  # DNATed, then dropped
     assert seen.moved("filter", "FORWARD", "DROP") >= 1, seen.explain()

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_vlanlb.errors import VlanlbError
 from pytest_vlanlb.lab.layers import LAYERS, hex_to_ipv4, layer, ordered
+from pytest_vlanlb.lab.layers.engine import batch_deletions
 
 FACTS = {
     "public_if": "eth1",
@@ -118,3 +119,25 @@ def test_every_layer_names_its_kubernetes_counterpart():
 )
 def test_proc_net_tcp_addresses_decode(entry, address):
     assert hex_to_ipv4(entry) == address
+
+
+def test_a_revert_deletes_its_rules_in_one_restore_where_the_first_deletion_stood():
+    lines = batch_deletions(
+        [
+            ["busybox", "sh", "-c", "kill $(cat /tmp/pid)"],
+            ["iptables", "-t", "nat", "-D", "POSTROUTING", "-d", "10.0.0.2", "-j", "MASQUERADE"],
+            ["ip", "addr", "del", "10.0.0.100/32", "dev", "eth1"],
+            ["iptables", "-D", "FORWARD", "-i", "eth1", "-o", "eth2", "-j", "DROP"],
+            ["iptables", "-D", "FORWARD", "-m", "comment", "--comment", "two words", "-j", "DROP"],
+            ["iptables", "-X", "KUBE-SVC"],
+        ]
+    )
+    assert lines == [
+        "busybox sh -c 'kill $(cat /tmp/pid)'",
+        "printf '%s\\n' '*nat' '-D POSTROUTING -d 10.0.0.2 -j MASQUERADE' COMMIT '*filter' "
+        "'-D FORWARD -i eth1 -o eth2 -j DROP' COMMIT | iptables-restore --noflush",
+        "ip addr del 10.0.0.100/32 dev eth1",
+        # a word iptables-restore would split (it knows no single quotes) stays a command
+        "iptables -D FORWARD -m comment --comment 'two words' -j DROP",
+        "iptables -X KUBE-SVC",
+    ]

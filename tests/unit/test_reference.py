@@ -5,11 +5,15 @@ whole."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import inspect
 import re
 from pathlib import Path
 
 import pytest
 
+import pytest_vlanlb
 from pytest_vlanlb import cli, plugin
 from pytest_vlanlb.lab.layers import LAYERS
 from pytest_vlanlb.util.options import OPTIONS
@@ -74,3 +78,24 @@ def test_no_page_names_an_option_that_does_not_exist(page):
 def test_the_japanese_pages_list_every_option(page):
     text = (ROOT / "docs" / "ja" / page).read_text(encoding="utf-8")
     assert set(OPTION.findall(text)) == {f"--vlanlb-{o.name}" for o in OPTIONS}
+
+
+def _signature(function: object) -> str:
+    """`name(a, b, *, c=1)` as the reference writes it: parameters without their types."""
+    parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+    shown = [p.replace(annotation=inspect.Parameter.empty) for p in parameters]
+    return f"{function.__name__}{inspect.Signature(shown)}"  # type: ignore[attr-defined]
+
+
+def test_every_public_name_and_nothing_else_with_its_signature():
+    rows = table("## Probes")
+    assert {code_spans(r[0])[0].split("(")[0] for r in rows} == set(pytest_vlanlb.__all__)
+    for row in rows:
+        named = code_spans(row[0])[0]
+        public = getattr(pytest_vlanlb, named.split("(")[0])
+        if inspect.isfunction(public):
+            assert named == _signature(public)
+        elif isinstance(public, type) and issubclass(public, enum.Enum):
+            assert set(code_spans(row[1])) >= {m.name for m in public}
+        else:  # a result: every field named
+            assert set(code_spans(row[1])) >= {f".{f.name}" for f in dataclasses.fields(public)}

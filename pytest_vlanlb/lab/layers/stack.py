@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ...errors import LayerError, VlanlbError
+from ...observation.probes import run_together
 from ..build import Lab
 from .catalog import SERVICE_VARIANTS, Layer, ordered
 from .changes import Change, lab_facts
@@ -100,8 +101,7 @@ class LayerStack:
         self.kube_proxy = None
         self.lab.memo.pop("endpoints", None)
         states = run_steps(self.lab, steps, undo=True, report_state=True)
-        for node in self.lab.nodes.values():
-            node.forget_unresolved_neighbours()
+        run_together(*[n.forget_unresolved_neighbours for n in self.lab.nodes.values()])
         for router, base in base_state(self.lab).items():
             now = normalise(states[router])
             if now != base:

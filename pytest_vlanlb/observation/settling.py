@@ -1,0 +1,186 @@
+"""When a probe that cannot get through is settled before its window ends: on evidence.
+
+One rule, for the lab's negative probes and document mode's commands alike: a probe whose
+packets the routers' counters show being dropped (by a filter DROP, an nft `drop`) cannot
+succeed while that rule stands, so there is nothing left to wait for. Without evidence a
+probe keeps its whole window: silence is only judged by waiting.
+
+A negative probe (`silent_exec`) runs in the background of its node while the routers'
+counters are read; it is stopped (SIGINT: ping still prints its statistics) once they account
+for every packet it sent. Negative probes in flight at the same time on the same routers
+share one watch, and are settled together, when the drops counted since the first of them
+began cover every packet all of them sent (less what probes that already left sent, counted
+as if dropped, so a drop is never credited twice). Counters cannot tell two probes' packets
+apart, so together is the honest unit: a probe whose packets are not dropped (answered, or
+unanswered for want of an owner) holds the others to their whole window, as it should.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..podman.container import Container, ExecResult
+from ..util.waiting import wait_until
+from .counters import Counters, Move, diff, explain, snapshot
+
+#: Each router's counters (`snapshot`: iptables and nft), None where they cannot be read (the
+#: router is gone, or has no iptables).
+Readings = dict[str, Counters | None]
+
+#: How often the counters are read while a negative probe waits (each reading is two
+#: commands through the router's shell, a few milliseconds).
+EVIDENCE_POLL = 0.005
+
+
+def drops(before: Readings, after: Readings) -> list[Move]:
+    """The drops the routers counted between two readings: filter DROP rules and policies,
+    nft `drop` statements (a REJECT answers, so the probe ends by itself)."""
+    moves: list[Move] = []
+    for router, old in before.items():
+        new = after.get(router)
+        if old is None or new is None:
+            continue
+        moves += [m for m in diff(old, new) if is_drop(m)]
+    return moves
+
+
+def is_drop(move: Move) -> bool:
+    counter = move.counter
+    if counter.action:
+        return counter.action == "drop"
+    return counter.table == "filter" and counter.target == "DROP"
+
+
+def settles(moves: Sequence[Move], packets: int) -> bool:
+    """The drops account for every packet the probe sent (at least one)."""
+    return sum(m.packets for m in moves) >= max(packets, 1)
+
+
+def reason(moves: Sequence[Move]) -> str:
+    return (
+        f"{explain(list(moves))} while it waited, and nothing came back: it cannot succeed "
+        "while that rule stands"
+    )
+
+
+@dataclass(frozen=True)
+class Silenced:
+    """A negative probe's run: its result, the drops it was stopped on (empty: it ran its
+    whole window), and how many probes those drops were shared by (itself included)."""
+
+    result: ExecResult
+    drops: list[Move]
+    together: int
+    elapsed: float
+
+
+class _Watch:
+    """The negative probes in flight on one set of routers, and the counters since the
+    first of them began."""
+
+    def __init__(self, routers: Sequence[Container]) -> None:
+        self.routers = list(routers)
+        self.lock = threading.Lock()
+        self.before: Readings = {}
+        self.members: dict[int, int] = {}  # probe -> packets it sends
+        self.credited = 0  # packets of probes that left since `before`, counted as dropped
+        self.reading: tuple[float, Readings] | None = None
+
+    def join(self, probe: int, packets: int) -> None:
+        with self.lock:
+            if not self.members:
+                self.before, self.credited, self.reading = read(self.routers), 0, None
+            self.members[probe] = packets
+
+    def leave(self, probe: int) -> None:
+        with self.lock:
+            self.credited += self.members.pop(probe)
+
+    def settled(self) -> tuple[list[Move], int] | None:
+        """The drops, and how many probes they settle, once they cover every packet owed."""
+        with self.lock:
+            before, owed, credited = self.before, sum(self.members.values()), self.credited
+            together = len(self.members)
+            now = time.perf_counter()
+            if self.reading is None or now - self.reading[0] >= EVIDENCE_POLL:
+                self.reading = (now, read(self.routers))  # one reading serves every member
+            after = self.reading[1]
+        moves = drops(before, after)
+        if sum(m.packets for m in moves) - credited >= max(owed, 1):
+            return moves, together
+        return None
+
+
+_watches: dict[tuple[str, ...], _Watch] = {}
+_watches_lock = threading.Lock()
+_probes = itertools.count()
+
+
+def _watch(routers: Sequence[Container]) -> _Watch:
+    key = tuple(sorted(r.container_name for r in routers))
+    with _watches_lock:
+        return _watches.setdefault(key, _Watch(routers))
+
+
+def read(routers: Sequence[Container]) -> Readings:
+    return {r.container_name: snapshot(r) for r in routers}
+
+
+def silent_exec(
+    node: Container,
+    argv: Sequence[str],
+    *,
+    packets: int,
+    window: float,
+    evidence: Sequence[Container],
+) -> Silenced:
+    """`argv` in `node`, stopped early once `evidence`'s counters show its `packets` (and
+    those of the negative probes in flight beside it) dropped. `window`: how long the probe
+    runs by itself at most (its own timeout)."""
+    start = time.perf_counter()
+    if not evidence:
+        return Silenced(node.exec(*argv), [], 1, time.perf_counter() - start)
+    # The probe carries a mark in its environment, found again in /proc to stop it: nothing
+    # is written in the node (a student's container is only read).
+    mark = f"VLANLB_PROBE={secrets.token_hex(6)}"
+    stop = (
+        f'for p in /proc/[0-9]*; do grep -qs {mark} "$p/environ" && kill -INT "${{p#/proc/}}"; '
+        "done; true"
+    )
+    watch, probe = _watch(evidence), next(_probes)
+    watch.join(probe, packets)
+    settled: tuple[list[Move], int] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            start = time.perf_counter()
+            running = pool.submit(node.exec, "env", mark, *argv)
+
+            def evidence_came() -> bool:
+                nonlocal settled
+                settled = watch.settled()
+                return settled is not None
+
+            wait_until(
+                evidence_came, timeout=window + 1.0, interval=EVIDENCE_POLL, give_up=running.done
+            )
+            if settled is not None and not running.done():
+                node.exec("sh", "-c", stop)
+            else:
+                settled = None  # it ended by itself: its own result says what happened
+            result = running.result()
+            elapsed = time.perf_counter() - start
+    finally:
+        watch.leave(probe)
+    moves, together = settled or ([], 1)
+    return Silenced(
+        ExecResult(tuple(argv), result.rc, result.stdout, result.stderr),
+        moves,
+        together,
+        elapsed,
+    )
