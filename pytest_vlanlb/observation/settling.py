@@ -117,15 +117,27 @@ class _Watch:
         return None
 
 
-_watches: dict[tuple[str, ...], _Watch] = {}
+#: The watches with probes in flight, by the routers' objects (not their names: graders of
+#: a class meet many routers called `router`). A watch goes when its last probe leaves.
+_watches: dict[tuple[int, ...], _Watch] = {}
 _watches_lock = threading.Lock()
 _probes = itertools.count()
 
 
-def _watch(routers: Sequence[Container]) -> _Watch:
-    key = tuple(sorted(r.container_name for r in routers))
+def _join(routers: Sequence[Container], probe: int, packets: int) -> _Watch:
+    key = tuple(sorted(id(r) for r in routers))
     with _watches_lock:
-        return _watches.setdefault(key, _Watch(routers))
+        watch = _watches.setdefault(key, _Watch(routers))
+        watch.join(probe, packets)
+        return watch
+
+
+def _leave(watch: _Watch, probe: int) -> None:
+    with _watches_lock:
+        watch.leave(probe)
+        if not watch.members:
+            key = tuple(sorted(id(r) for r in watch.routers))
+            _watches.pop(key, None)
 
 
 def read(routers: Sequence[Container]) -> Readings:
@@ -153,8 +165,8 @@ def silent_exec(
         f'for p in /proc/[0-9]*; do grep -qs {mark} "$p/environ" && kill -INT "${{p#/proc/}}"; '
         "done; true"
     )
-    watch, probe = _watch(evidence), next(_probes)
-    watch.join(probe, packets)
+    probe = next(_probes)
+    watch = _join(evidence, probe, packets)
     settled: tuple[list[Move], int] | None = None
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -176,7 +188,7 @@ def silent_exec(
             result = running.result()
             elapsed = time.perf_counter() - start
     finally:
-        watch.leave(probe)
+        _leave(watch, probe)
     moves, together = settled or ([], 1)
     return Silenced(
         ExecResult(tuple(argv), result.rc, result.stdout, result.stderr),

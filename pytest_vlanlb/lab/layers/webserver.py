@@ -18,6 +18,8 @@ from ..node import Node
 
 #: Where the web server writes its pid, and the client addresses it saw (one per line).
 WEB_PID = "/tmp/vlanlb-web.pid"
+#: The pid of the server last stopped, until its process is seen gone.
+WEB_STOPPED = "/tmp/vlanlb-web.stopped"
 WEB_PEERS = "/tmp/vlanlb-web.peers"
 
 _HANDLER = (
@@ -37,9 +39,10 @@ class WebServer:
 
     def commands(self, facts: Mapping[str, str], undo: bool) -> list[list[str]]:
         if undo:
-            return [["busybox", "sh", "-c", f"kill $(cat {WEB_PID}) && rm -f {WEB_PID}"]]
+            stop = f"p=$(cat {WEB_PID}) && rm -f {WEB_PID} && kill $p && echo $p > {WEB_STOPPED}"
+            return [["busybox", "sh", "-c", stop]]
         server = (
-            f"echo $$ > {WEB_PID}; : > {WEB_PEERS}; "
+            f"rm -f {WEB_STOPPED}; echo $$ > {WEB_PID}; : > {WEB_PEERS}; "
             f"exec nc -ll -p {facts['backend_port']} -e busybox sh -c "
             f"{shlex.quote(_HANDLER.format_map(facts))}"
         )
@@ -48,10 +51,32 @@ class WebServer:
         return [["busybox", "sh", "-c", start]]
 
     def settled(self, node: Node, facts: Mapping[str, str], undo: bool) -> bool:
-        return listening(node, facts["port_hex"]) is not undo
+        if undo:
+            return stopped(node) or not listening(node, facts["port_hex"])
+        return accepting(node) or listening(node, facts["port_hex"])
 
     def describe(self, facts: Mapping[str, str]) -> str:
         return f"nc -ll -p {facts['backend_port']} answering {facts['greeting']!r}"
+
+
+#: What /proc/PID/wchan says of a process blocked in accept(2): it listens.
+_IN_ACCEPT = {"inet_csk_accept", "inet_csk_wait_for_connect"}
+
+
+def accepting(node: Node) -> bool:
+    """The server's process is blocked in accept(2), so its socket listens: one read of
+    /proc/PID/wchan (a millisecond), where the socket table costs 6 ms or more per file (the
+    kernel walks every namespace's hash buckets). False only means "not known": the caller
+    asks the table then."""
+    said = node.exec("busybox", "sh", "-c", f"cat /proc/$(cat {WEB_PID})/wchan").stdout
+    return said.strip() in _IN_ACCEPT
+
+
+def stopped(node: Node) -> bool:
+    """The last server stopped is gone, or a zombie (its sockets closed as it exited)."""
+    gone = "[ ! -e /proc/$p ] || grep -q '^[0-9]* (.*) Z' /proc/$p/stat"
+    script = f"p=$(cat {WEB_STOPPED}) && {{ {gone}; }}"
+    return node.exec("busybox", "sh", "-c", script).ok
 
 
 def listening(node: Node, port_hex: str) -> bool:
