@@ -8,8 +8,14 @@ iptables rule beyond podman's own base chains.
     .venv/bin/python bench/soak.py --runs 20                     # the full suite, 20 times
     .venv/bin/python bench/soak.py --runs 5 --hog 3 -- tests/lab # the main job beside 3 hogs
     .venv/bin/python bench/soak.py --runs 3 --pair -- tests/lab  # two main jobs at once
+    # issue 31's series: 10 full runs, the first right after a run SIGKILLed 120 s in, the
+    # fifth with the other core kept busy
+    .venv/bin/python bench/soak.py --runs 10 --kill-first 120 --hog 1 --hog-runs 5
 
-Exit status 1 if any run failed or anything was left behind. Every loop here is bounded.
+With `--kill-first S`, a run is SIGKILLed S seconds in before the series (pytest alone, as
+a crash would: its children must die with it), and at the end no process of that run may be
+left. Exit status 1 if any run failed or anything was left behind. Every loop here is
+bounded.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +57,34 @@ def run_once(args: list[str], log: Path) -> tuple[int, float, list[str], str]:
     text = log.read_text(errors="replace")
     summary = SUMMARY.findall(text)
     return rc, elapsed, FAILED.findall(text), summary[-1] if summary else "no summary"
+
+
+def killed_run(args: list[str], seconds: float, log: Path) -> int:
+    """A run SIGKILLed `seconds` in (pytest only); its session id, to find what outlived it."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*PYTEST, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    return process.pid
+
+
+def survivors(session: int) -> list[str]:
+    """Processes still in a session (a killed run's children that did not die with it)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after comm: state ppid pgrp session
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            found.append(f"process {stat.parent.name} of the killed run: {cmdline[:120]}")
+    return found
 
 
 def leftovers() -> list[str]:
@@ -84,6 +119,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20, choices=range(1, 1001), metavar="N")
     parser.add_argument("--hog", type=int, default=0, help="busy CPU loops beside each run")
     parser.add_argument("--pair", action="store_true", help="two copies side by side")
+    parser.add_argument(
+        "--hog-runs", type=int, nargs="*", help="only these runs get the hogs (default: every run)"
+    )
+    parser.add_argument(
+        "--kill-first", type=float, metavar="S", help="first, a run SIGKILLed S seconds in"
+    )
     parser.add_argument("--logs", type=Path, default=Path("/tmp/vlanlb-soak"))
     parser.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     options = parser.parse_args()
@@ -92,11 +133,16 @@ def main() -> int:
     failures: collections.Counter[str] = collections.Counter()
     times, failed_runs = [], 0
     copies = 2 if options.pair else 1
+    killed = None
+    if options.kill_first is not None:
+        killed = killed_run(options.pytest_args, options.kill_first, options.logs / "killed.log")
+        print(f"run  0   killed (SIGKILL) {options.kill_first:g}s in", flush=True)
     for number in range(1, options.runs + 1):
         deadline = time.monotonic() + 3600
+        hogged = options.hog_runs is None or number in options.hog_runs
         hogs = [
             multiprocessing.Process(target=hog, args=(deadline,), daemon=True)
-            for _ in range(options.hog)
+            for _ in range(options.hog if hogged else 0)
         ]
         for process in hogs:
             process.start()
@@ -118,10 +164,11 @@ def main() -> int:
             failed_runs += rc != 0
             failures.update(failed)
             mark = "ok  " if rc == 0 else "FAIL"
-            print(f"run {number:>2}.{copy} {mark} {elapsed:6.1f}s  {summary}", flush=True)
+            load = f" ({len(hogs)} hogs)" if hogs else ""
+            print(f"run {number:>2}.{copy} {mark} {elapsed:6.1f}s  {summary}{load}", flush=True)
             for test in failed:
                 print(f"           {test}", flush=True)
-    left = sorted(set(leftovers()) - before)
+    left = sorted(set(leftovers()) - before) + (survivors(killed) if killed else [])
     total = options.runs * copies
     print(
         f"\n{total} runs ({options.hog} hogs, {copies} side by side): {total - failed_runs} "

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
 from .document.sandbox import enter_kept, remove_stale_sandboxes
 from .document.store import ensure_image_store, image_store, ready_store
 from .errors import PreflightError, VlanlbError
+from .host.graphviz import render_svg
 from .host.image import ImageRecipe, ensure_alpine_standin, ensure_image, standin_tag
 from .host.preflight import preflight
 from .host.setup import (
@@ -22,6 +24,9 @@ from .host.setup import (
     unpack_crun,
 )
 from .host.sweep import remove_leftovers
+from .model.topology import load_topology, resolve_topology, topology_dirs
+from .observation.drawing import topology_dot
+from .observation.words import LANGUAGES, default_language
 from .podman.api import (
     NETWORK_BACKENDS,
     api_facts,
@@ -31,7 +36,7 @@ from .podman.api import (
 )
 
 #: The commands `vlanlb --help` lists (old names it still takes are not listed).
-COMMANDS = ("setup", "build-image", "network-backends", "enter", "cleanup")
+COMMANDS = ("setup", "build-image", "network-backends", "enter", "cleanup", "graph")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("--run", help="remove this run's lab (e.g. one kept with --vlanlb-keep)")
     cleanup.add_argument("--kept", action="store_true", help="also remove kept labs")
     cleanup.add_argument("--dry-run", action="store_true", help="list, do not remove")
+    graph = commands.add_parser(
+        "graph", help="draw a topology as SVG: VLANs, nodes, interfaces, addresses, the VIP"
+    )
+    graph.add_argument(
+        "--vlanlb-topology",
+        dest="topology",
+        default="basic",
+        metavar="NAME",
+        help="a topology name (this folder's topologies/ first) or a YAML file (default: basic)",
+    )
+    graph.add_argument(
+        "--vlanlb-lang",
+        dest="lang",
+        choices=LANGUAGES,
+        default=None,
+        help="the picture's language (default: ja where the locale is Japanese, else en)",
+    )
+    graph.add_argument(
+        "-o", dest="output", metavar="FILE", help="where to write the SVG (default: NAME.svg)"
+    )
     return parser
 
 
@@ -82,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             for made in set_up(packages=not args.no_packages, progress=_say):
                 print(made)
             return 0
+        if args.command == "graph":
+            return draw(args.topology, args.lang or default_language(), args.output)
         if args.command == "enter":
             enter_kept(args.run, args.argv)  # returns only when there is no such sandbox
         preflight()
@@ -121,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     except VlanlbError as exc:
         print(f"vlanlb: {exc}", file=sys.stderr)
         return 2
+
+
+def draw(name: str, language: str, output: str | None) -> int:
+    """`vlanlb graph`: the topology drawn by graphviz, written as SVG."""
+    topology = load_topology(resolve_topology(name, topology_dirs(Path.cwd())))
+    svg = render_svg(topology_dot(topology, language))
+    target = Path(output or f"{topology.name}.svg")
+    target.write_text(svg, encoding="utf-8")
+    print(f"wrote {target}: topology {topology.name} ({topology.source})")
+    return 0
 
 
 def _say(message: str) -> None:

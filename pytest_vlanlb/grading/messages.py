@@ -8,8 +8,7 @@ Commands inside hints are the same in both: they are what the student types.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..observation.counters import Move, story
 from ..observation.probes import HttpResult, PingResult
@@ -368,13 +367,6 @@ JA: dict[str, str] = {
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
-
-
-def default_language(environ: Mapping[str, str] | None = None) -> str:
-    """`ja` where the locale is Japanese (LC_ALL, then LANG), else `en`."""
-    environ = os.environ if environ is None else environ
-    locale = environ.get("LC_ALL") or environ.get("LANG") or ""
-    return "ja" if locale.lower().startswith("ja") else "en"
 
 
 class Speaker(Catalogued):

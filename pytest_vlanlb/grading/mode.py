@@ -11,11 +11,10 @@ import pytest
 
 from ..errors import VlanlbError
 from ..model.topology import Topology
-from ..observation.words import LANGUAGES
+from ..observation.words import LANGUAGES, default_language
 from ..util.options import on_command_line, option, outside_mode
 from .environments import Environment, load_class, parse_names
 from .items import GradeReport
-from .messages import default_language
 from .steps import STEP_IDS
 
 

@@ -38,6 +38,7 @@ PACKAGES: dict[str, str] = {
     "util-linux": "nsenter and unshare (nodes, document mode's sandbox)",
     "ca-certificates": "mmdebstrap reaches Debian's package archive",
     "openssh-client": "grading over ssh:// (podman-py's ssh transport)",
+    "graphviz": "draws the lab (`vlanlb graph`)",
 }
 #: Tool -> the Debian package that provides it: what `--no-packages` checks, and the one
 #: table every "install X" message of the plugin reads.
@@ -50,6 +51,8 @@ TOOLS: dict[str, str] = {
     "unshare": "util-linux",
     "mmdebstrap": "mmdebstrap",
 }
+#: Tools only some commands need: named in their messages, not required by `check_tools`.
+OPTIONAL_TOOLS: dict[str, str] = {"dot": "graphviz"}
 
 
 def missing_tools(*tools: str) -> str:
@@ -57,7 +60,7 @@ def missing_tools(*tools: str) -> str:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return ""
-    packages = " ".join(sorted({TOOLS[t] for t in missing}))
+    packages = " ".join(sorted({{**TOOLS, **OPTIONAL_TOOLS}[t] for t in missing}))
     return (
         f"missing: {', '.join(missing)}: install {packages} (`vlanlb setup` does it on a host "
         "with apt)"

@@ -236,9 +236,9 @@ def parse_snmp(text: str) -> Counters:
     return counters
 
 
-def snapshot(router: Container) -> Counters:
-    """The router's iptables counters, its nft rules' counters (where it has nft) and the
-    kernel's own IPv4 drop counters.
+def snapshot(router: Container, *, kernel: bool = True) -> Counters:
+    """The router's iptables counters, its nft rules' counters (where it has nft) and, with
+    `kernel`, the kernel's own IPv4 drop counters.
 
     One command each, each the listing itself: a student's router is read through bounds
     that let a rule listing through whole (grading/bounded.py) but cut any other output
@@ -246,7 +246,8 @@ def snapshot(router: Container) -> Counters:
     counters = parse_counters(router.exec("iptables-save", "-c").stdout)
     if router.has_command("nft"):
         counters.update(parse_nft(router.exec("nft", "-a", "list", "ruleset").stdout))
-    counters.update(parse_snmp(router.exec("cat", "/proc/net/snmp").stdout))
+    if kernel:
+        counters.update(parse_snmp(router.exec("cat", "/proc/net/snmp").stdout))
     return counters
 
 
@@ -271,7 +272,9 @@ class Observation(Generic[T]):
         )
 
 
-def observe(router: Container, probe: Callable[[], T]) -> Observation[T]:
-    before = snapshot(router)
+def observe(router: Container, probe: Callable[[], T], *, kernel: bool = True) -> Observation[T]:
+    """`probe()` between two readings of the router's counters (`kernel`: the kernel's drop
+    counters too, one command more per reading)."""
+    before = snapshot(router, kernel=kernel)
     result = probe()
-    return Observation(result, diff(before, snapshot(router)))
+    return Observation(result, diff(before, snapshot(router, kernel=kernel)))

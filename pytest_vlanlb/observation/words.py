@@ -8,6 +8,7 @@ imports neither (they import it), so the facts arrive as the small protocols bel
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -211,6 +212,13 @@ Fact = Counted | Picked | FellThrough
 
 def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def default_language(environ: Mapping[str, str] | None = None) -> str:
+    """`ja` where the locale is Japanese (LC_ALL, then LANG), else `en`."""
+    environ = os.environ if environ is None else environ
+    locale = environ.get("LC_ALL") or environ.get("LANG") or ""
+    return "ja" if locale.lower().startswith("ja") else "en"
 
 
 class Catalogued:

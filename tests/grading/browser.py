@@ -91,3 +91,37 @@ def screenshot(page: Path, target: Path, work: Path, size: str = "1100,700") -> 
         timeout=60,
         check=True,
     )
+
+
+SVG_READER = """<script>
+window.addEventListener("load", () => {
+  // Each text the browser laid out with a size (what a person can read), line by line.
+  const texts = [...document.querySelectorAll("svg text")]
+    .filter((t) => { const box = t.getBBox(); return box.width > 0 && box.height > 0; })
+    .map((t) => t.textContent.trim());
+  const out = document.createElement("pre");
+  out.id = "vlanlb-read";
+  out.textContent = JSON.stringify({texts});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def read_svg_texts(svg: Path, work: Path) -> list[str]:
+    """The texts Chromium lays out when it shows the SVG inline in a page."""
+    page = work / f"read-{svg.stem}.html"
+    body = svg.read_text(encoding="utf-8").split("?>", 1)[-1]  # inline: no XML declaration
+    page.write_text(f"<!doctype html><html><body>{body}{SVG_READER}</body></html>", "utf-8")
+    result = subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={work / 'chromium-profile'}", "--dump-dom",
+         page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    start_tag = '<pre id="vlanlb-read">'
+    assert start_tag in result.stdout, result.stdout[-2000:]
+    raw = result.stdout.split(start_tag, 1)[1].split("</pre>", 1)[0]
+    return json.loads(html.unescape(raw))["texts"]

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from pytest_vlanlb.grading import STEP_IDS, GradeReport, load_class, writers
-from pytest_vlanlb.grading.messages import EN, JA, Speaker, default_language
+from pytest_vlanlb.grading.messages import EN, JA, Speaker
 from pytest_vlanlb.grading.steps import titles
 from pytest_vlanlb.grading.verdict import FAIL, NOT_YET, PASS, Verdict
 from pytest_vlanlb.model.topology import load_topology
 from pytest_vlanlb.observation import words
 from pytest_vlanlb.observation.counters import diff, parse_counters
 from pytest_vlanlb.observation.probes import HttpOutcome, HttpResult, PingResult
-from pytest_vlanlb.observation.words import placeholders
+from pytest_vlanlb.observation.words import default_language, placeholders
 
 BASIC = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "basic.yaml")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")

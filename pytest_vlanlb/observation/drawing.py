@@ -1,0 +1,147 @@
+"""The lab drawn: a topology as a Graphviz graph (VLANs, nodes, their interfaces and
+addresses, the VIP on its holder, the Service's backends), labelled in English or Japanese.
+
+Readable in black and white: what matters is written, never only coloured. The interface
+names are podman's, in creation order (the first network is eth0, each one connected after
+it the next), which is how the topology files are written (`topologies/basic.yaml`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import ClassVar
+
+from ..model.topology import UPLINK, NodeSpec, Role, Topology
+from .words import Catalogued
+
+EN = {
+    "title": "topology {name}: {description}",
+    "segment": "VLAN {vlan} · {name}\n{subnet}\ngateway {gateway}",
+    "uplink": "uplink\n(podman's network, NAT to the host)",
+    "role.router": "router",
+    "role.router.forwarding": "router (forwards IPv4)",
+    "role.client": "client",
+    "role.pod": "pod",
+    "answers": "answers '{greeting}' on :{port}",
+    "vip": "VIP {vip} (Step 3)",
+    "vip.leader": "VIP {vip} (Step 3; moves on failover)",
+    "service": "Service: {vip}:{port} → {backends}",
+}
+JA = {
+    "title": "トポロジー {name}: {description}",
+    "segment": "VLAN {vlan} · {name}\n{subnet}\nゲートウェイ {gateway}",
+    "uplink": "アップリンク\n(podman のネットワーク、ホストへ NAT)",
+    "role.router": "ルーター",
+    "role.router.forwarding": "ルーター (IPv4 転送あり)",
+    "role.client": "クライアント",
+    "role.pod": "Pod",
+    "answers": ":{port} で '{greeting}' と応答",
+    "vip": "VIP {vip} (Step 3)",
+    "vip.leader": "VIP {vip} (Step 3、フェイルオーバーで移動)",
+    "service": "Service: {vip}:{port} → {backends}",
+}
+
+
+class Labels(Catalogued):
+    """The picture's words in one language."""
+
+    catalogues: ClassVar = {"en": EN, "ja": JA}
+
+
+def topology_dot(topology: Topology, language: str = "en") -> str:
+    """The topology as Graphviz DOT text (`dot -Tsvg` draws it)."""
+    say = Labels(language)
+    service = topology.service
+    vip_segment = topology.segment_of(service.vip)
+    description = textwrap.fill(" ".join(topology.description.split()), 90)
+    title = say("title", name=topology.name, description=f"\n{description}")
+    lines = [
+        "graph lab {",
+        f"  graph [rankdir=LR, fontname=sans, fontsize=11, labelloc=t, label={_quote(title)}];",
+        "  node [fontname=sans, fontsize=10, shape=box];",
+        "  edge [fontname=sans, fontsize=9];",
+    ]
+    for segment in topology.segments.values():
+        label = say(
+            "segment", vlan=segment.vlan, name=segment.name, subnet=segment.subnet,
+            gateway=segment.gateway,
+        )  # fmt: skip
+        lines.append(f"  {_id('segment', segment.name)} [shape=ellipse, label={_quote(label)}];")
+    if any(i.segment == UPLINK for n in topology.nodes.values() for i in n.interfaces):
+        lines.append(
+            f"  {_id('segment', UPLINK)} [shape=ellipse, style=dashed, "
+            f"label={_quote(say('uplink'))}];"
+        )
+    # The VIP is on the first router's leg in its segment (MetalLB's leader at start).
+    leader = topology.routers[0].name
+    vip = say("vip.leader" if len(topology.routers) > 1 else "vip", vip=service.vip)
+    depth = _depths(topology)
+    for node in topology.nodes.values():
+        shape = ", peripheries=2" if node.role is Role.ROUTER else ""
+        label = _quote(_node_label(node, topology, say))
+        lines.append(f"  {_id('node', node.name)} [label={label}{shape}];")
+        for index, interface in enumerate(node.interfaces):
+            words = [f"eth{index}"]
+            if interface.address is not None:
+                words.append(str(interface.address))
+            if node.name == leader and interface.segment == vip_segment:
+                words.append(f"\n{vip}")
+            style = "style=dashed, " if interface.segment == UPLINK else ""
+            ends = [_id("node", node.name), _id("segment", interface.segment)]
+            if depth.get(("segment", interface.segment), 0) < depth.get(("node", node.name), 0):
+                ends.reverse()  # drawn from the client outwards: a, VLAN 10, router, VLAN 20, b
+            lines.append(f"  {ends[0]} -- {ends[1]} [{style}label={_quote(' '.join(words))}];")
+    backends = ", ".join(f"{b.node} {b.address}:{b.port}" for b in service.backends)
+    label = say("service", vip=service.vip, port=service.port, backends=backends)
+    lines.append(f"  service [shape=note, label={_quote(label)}];")
+    lines.append(f"  {_id('segment', vip_segment)} -- service [style=dotted];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _depths(topology: Topology) -> dict[tuple[str, str], int]:
+    """How far each node and segment is from the client (breadth first), so that the picture
+    reads left to right the way a's packets go."""
+    depth = {("node", topology.client.name): 0}
+    frontier = [("node", topology.client.name)]
+    while frontier:
+        following = []
+        for kind, name in frontier:
+            if kind == "node":
+                near = [("segment", i.segment) for i in topology.nodes[name].interfaces]
+            else:
+                near = [
+                    ("node", n.name)
+                    for n in topology.nodes.values()
+                    if any(i.segment == name for i in n.interfaces)
+                ]
+            for item in near:
+                if item not in depth:
+                    depth[item] = depth[(kind, name)] + 1
+                    following.append(item)
+        frontier = following
+    return depth
+
+
+def _node_label(node: NodeSpec, topology: Topology, say: Labels) -> str:
+    if node.role is Role.ROUTER:
+        role = say("role.router.forwarding" if node.forwarding else "role.router")
+    else:
+        role = say(f"role.{node.role.value}")
+    lines = [node.name, role]
+    lines += [
+        say("answers", greeting=b.greeting, port=b.port)
+        for b in topology.service.backends
+        if b.node == node.name
+    ]
+    return "\n".join(lines)
+
+
+def _id(kind: str, name: str) -> str:
+    return _quote(f"{kind}:{name}")
+
+
+def _quote(text: str) -> str:
+    """A DOT string of any text: backslashes and quotes escaped, line breaks as DOT's."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
