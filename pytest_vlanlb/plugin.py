@@ -190,6 +190,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     watch = item.config.stash.get(_WATCH, None)
     if watch is not None and watch.broken and _uses_lab(item):
         pytest.fail(watch.message(), pytrace=False)
+    if _uses_lab(item):
+        from .observation.counters import forget_observed
+
+        forget_observed()  # a failure's walks are drawn from this test's observations only
 
 
 @pytest.hookimpl(wrapper=True)
@@ -205,7 +209,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             watch.broken = watch.check()
         if watch.broken:
             report.longrepr = watch.message()
+        elif report.when == "call" and hasattr(report.longrepr, "addsection"):
+            _add_walks(item, report)
     return report  # type: ignore[return-value]
+
+
+def _add_walks(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failing lab test's observations drawn (where its packets went), paths in its text:
+    beside the junit XML where there is one, else in pytest's temporary folder."""
+    from .errors import PreflightError
+    from .observation.drawing import write_walks
+    from .observation.walk import recent_walks
+    from .observation.words import default_language
+
+    walks = recent_walks()
+    if not walks:
+        return
+    junit = item.config.getoption("xmlpath", None)
+    base = Path(junit).parent if junit else item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    try:
+        paths = write_walks(walks, base / "vlanlb-walks", item.nodeid, default_language())
+    except PreflightError as exc:  # no graphviz: the words above say it all the same
+        said = f"not drawn: {exc}"
+    else:
+        said = "\n".join(str(p) for p in paths)
+    report.longrepr.addsection("where the packets went", said)  # type: ignore[union-attr]
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ reading serves grading.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..podman.container import Container
 from .words import ENGLISH, KERNEL, Counted, Fact, FellThrough, Picked
@@ -274,7 +275,29 @@ class Observation(Generic[T]):
 
 def observe(router: Container, probe: Callable[[], T], *, kernel: bool = True) -> Observation[T]:
     """`probe()` between two readings of the router's counters (`kernel`: the kernel's drop
-    counters too, one command more per reading)."""
+    counters too, one command more per reading). Kept for the test's failure: its walk."""
     before = snapshot(router, kernel=kernel)
     result = probe()
-    return Observation(result, diff(before, snapshot(router, kernel=kernel)))
+    seen = Observation(result, diff(before, snapshot(router, kernel=kernel)))
+    with _observed_lock:
+        _observed.append((getattr(router, "name", router.container_name), seen))
+        del _observed[:-OBSERVED]
+    return seen
+
+
+#: The observations since `forget_observed` (the plugin forgets at each test's start): a
+#: failing test's walks are drawn from them. Enough for any one test; older ones go first.
+OBSERVED = 32
+_observed: list[tuple[str, Observation[Any]]] = []
+_observed_lock = threading.Lock()
+
+
+def observed() -> list[tuple[str, Observation[Any]]]:
+    """(router name, observation) for each observation since `forget_observed`."""
+    with _observed_lock:
+        return list(_observed)
+
+
+def forget_observed() -> None:
+    with _observed_lock:
+        _observed.clear()

@@ -8,11 +8,16 @@ it the next), which is how the topology files are written (`topologies/basic.yam
 
 from __future__ import annotations
 
+import re
 import textwrap
+from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
+from ..host.graphviz import render_svg
 from ..model.topology import UPLINK, NodeSpec, Role, Topology
-from .words import Catalogued
+from .walk import Walk
+from .words import Catalogued, Words
 
 EN = {
     "title": "topology {name}: {description}",
@@ -26,6 +31,14 @@ EN = {
     "vip": "VIP {vip} (Step 3)",
     "vip.leader": "VIP {vip} (Step 3; moves on failover)",
     "service": "Service: {vip}:{port} → {backends}",
+    "walk.title": "where the packets went, as {router}'s counters saw them",
+    "walk.sent": "sent",
+    "walk.routing": "routing decision",
+    "walk.routing.nothing": "(no counter here)",
+    "walk.stopped": "✗ DROPPED HERE",
+    "walk.answered": "an answer came back",
+    "walk.no_answer": "no answer\n(lost where no counter counts: ARP, or past the router)",
+    "walk.not_reached": "(not reached)",
 }
 JA = {
     "title": "トポロジー {name}: {description}",
@@ -39,6 +52,14 @@ JA = {
     "vip": "VIP {vip} (Step 3)",
     "vip.leader": "VIP {vip} (Step 3、フェイルオーバーで移動)",
     "service": "Service: {vip}:{port} → {backends}",
+    "walk.title": "パケットの行き先 ({router} のカウンターによる)",
+    "walk.sent": "送信",
+    "walk.routing": "ルーティング判断",
+    "walk.routing.nothing": "(ここにカウンターなし)",
+    "walk.stopped": "✗ ここで破棄",
+    "walk.answered": "応答が返った",
+    "walk.no_answer": "応答なし\n(カウンターのない所で消えた: ARP、またはルーターの先)",
+    "walk.not_reached": "(到達せず)",
 }
 
 
@@ -145,3 +166,76 @@ def _quote(text: str) -> str:
     """A DOT string of any text: backslashes and quotes escaped, line breaks as DOT's."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("\n", "\\n") + '"'
+
+
+def walk_dot(walk: Walk, language: str = "en") -> str:
+    """A walk as Graphviz DOT: what was sent, each hook with the rules that counted the
+    packets (the dropping one marked and boxed twice), then the answer, or where it ended."""
+    say, words = Labels(language), Words(language)
+    lines = [
+        "digraph walk {",
+        "  graph [rankdir=LR, fontname=sans, fontsize=11, labelloc=t, "
+        f"label={_quote(say('walk.title', router=walk.router))}];",
+        "  node [fontname=sans, fontsize=10, shape=box];",
+    ]
+    sent = [say("walk.sent"), *(_wrap(_result(words, r)) for r in walk.probes)]
+    lines.append(f"  sent [label={_quote(chr(10).join(sent))}];")
+    previous = "sent"
+    for index, station in enumerate(walk.stations):
+        said = [_wrap(words.fact(f)) for f in station.facts]
+        if station.hook == "ROUTING":
+            said = said or [say("walk.routing.nothing")]
+            head = f"ROUTING ({say('walk.routing')})"
+        else:
+            head = station.hook
+        if station.stopped:
+            head = f"{head}\n{say('walk.stopped')}"
+        style = ", peripheries=2, style=bold" if station.stopped else ""
+        label = "\n".join([head, *said])
+        lines.append(f"  s{index} [label={_quote(label)}{style}];")
+        lines.append(f"  {previous} -> s{index};")
+        previous = f"s{index}"
+    # Several probes observed together may part ways: a drop for one, an answer for another.
+    if walk.answered:
+        lines.append(f"  end [shape=ellipse, label={_quote(say('walk.answered'))}];")
+        lines.append(f"  {previous} -> end;")
+    elif walk.stop is not None:
+        lines.append(f"  end [style=dashed, label={_quote(say('walk.not_reached'))}];")
+        lines.append(f"  {previous} -> end [style=dashed];")
+    else:
+        lines.append(f"  end [shape=ellipse, label={_quote(say('walk.no_answer'))}];")
+        lines.append(f"  {previous} -> end;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _result(words: Words, result: object) -> str:
+    """A probe's result in words (a ping's or a request's), or as it says itself."""
+    if hasattr(result, "received"):
+        return words.ping(result)  # type: ignore[arg-type]
+    if hasattr(result, "outcome"):
+        return words.http(result)  # type: ignore[arg-type]
+    return str(result)
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    """Lines of about `width`, never breaking inside a `quoted rule` (it is read as typed)."""
+    lines: list[str] = []
+    for word in re.findall(r"`[^`]*`\S*|\S+", text):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def write_walks(walks: Sequence[Walk], folder: Path, name: str, language: str) -> list[Path]:
+    """Each walk drawn as `folder/NAME-N.svg` (NAME made safe for a file name); the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120] or "walk"
+    paths = []
+    for number, walk in enumerate(walks, 1):
+        path = folder / f"{stem}-{number}.svg"
+        path.write_text(render_svg(walk_dot(walk, language)), encoding="utf-8")
+        paths.append(path)
+    return paths

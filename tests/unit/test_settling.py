@@ -76,3 +76,34 @@ def test_the_kernels_own_drops_count_and_say_why():
         "router does not forward: is net.ipv4.ip_forward 0?)"
     )
     assert "ip_forward が 0 では" in Words("ja").facts(story(moves))
+
+
+class NamedRouter:
+    """A router that answers nothing but its name (the watch reads it only on join)."""
+
+    def __init__(self, name: str) -> None:
+        self.container_name = name
+
+    def exec(self, *command: str):
+        from pytest_vlanlb.podman.container import ExecResult
+
+        return ExecResult(command, 0, "", "")
+
+    def has_command(self, name: str) -> bool:
+        return False
+
+
+def test_routers_of_one_name_get_watches_of_their_own_and_a_watch_goes_with_its_probes():
+    """A grader meets many routers called `router`: a watch is its routers' objects'."""
+    from pytest_vlanlb.observation import settling
+
+    first, second = NamedRouter("router"), NamedRouter("router")
+    one = settling._join([first], 1, 2)
+    other = settling._join([second], 2, 2)
+    assert one is not other
+    assert one.routers == [first]
+    assert other.routers == [second]
+    assert settling._join([first], 3, 1) is one  # probes on the same router share it
+    for watch, probe in ((one, 1), (other, 2), (one, 3)):
+        settling._leave(watch, probe)
+    assert settling._watches == {}

@@ -1,0 +1,113 @@
+"""Where the packets went: a probe's walk through a router, read from the counters that moved
+around it (read-only, so grading can use it on a student's router too), laid along
+netfilter's hooks in the order a packet meets them, with the station where it was dropped.
+
+A forwarded packet meets PREROUTING (raw, mangle, then nat: DNAT), the routing decision,
+FORWARD (filter), then POSTROUTING (nat: SNAT, MASQUERADE); one for the router itself goes to
+INPUT instead. A rule of a user-defined chain is placed at the hook its chain serves
+(kube-proxy's KUBE-SEP-… and nftables `endpoint-…` chains DNAT in PREROUTING; KUBE-FORWARD
+filters in FORWARD; KUBE-POSTROUTING masquerades in POSTROUTING). The kernel's own drops
+(forwarding off, no route) stop the walk at the routing decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .counters import Observation, observed, story
+from .words import KERNEL, Counted, Fact, FellThrough, Picked
+
+#: The stations of a walk through a router, in the order a packet meets them.
+HOOKS = ("PREROUTING", "ROUTING", "INPUT", "FORWARD", "POSTROUTING")
+
+
+@dataclass(frozen=True)
+class Station:
+    """One hook of the walk, with what its rules did to the probe's packets."""
+
+    hook: str
+    facts: tuple[Fact, ...]
+    stopped: bool  # a rule here (or the kernel, at ROUTING) dropped them
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The walk of the packets of one observation's probes through one router."""
+
+    router: str
+    probes: tuple[Any, ...]  # the probes' results (PingResult, HttpResult), as observed
+    stations: tuple[Station, ...]
+    answered: bool  # an answer (a reply, a greeting, a RST) came back to the client
+
+    @property
+    def stop(self) -> Station | None:
+        return next((s for s in self.stations if s.stopped), None)
+
+
+def hook_of(fact: Fact) -> str:
+    """The hook a fact's rule serves."""
+    if isinstance(fact, Picked):
+        return "PREROUTING"  # kube-proxy's nftables endpoint choice: dstnat
+    counter = fact.counter
+    if counter.table == KERNEL:
+        return "ROUTING"
+    chain = counter.chain.upper()
+    for hook in ("PREROUTING", "POSTROUTING", "FORWARD", "INPUT"):
+        if hook in chain:  # the built-in chains, nft's nat-prerouting, filter-forward, ...
+            return hook
+    if counter.target.upper() in ("MASQUERADE", "SNAT"):
+        return "POSTROUTING"
+    if counter.table == "filter" or chain.startswith("FILTER-"):
+        return "FORWARD"
+    return "PREROUTING"  # DNAT chains: KUBE-SERVICES/SVC/SEP, service-, endpoint-, external-
+
+
+def _drops(fact: Fact) -> bool:
+    if isinstance(fact, Picked):
+        return False
+    counter = fact.counter
+    if counter.action:
+        return counter.action == "drop"
+    return counter.table == "filter" and counter.target == "DROP"
+
+
+def walk_of(observation: Observation[Any], router: str) -> Walk:
+    """The observation's walk through `router`: the stations whose counters moved, ROUTING
+    always (every forwarded packet is routed), in hook order."""
+    facts = story(observation.moves)
+    by_hook: dict[str, list[Fact]] = {hook: [] for hook in HOOKS}
+    for fact in facts:
+        by_hook[hook_of(fact)].append(fact)
+    results = observation.result if isinstance(observation.result, list) else [observation.result]
+    stations = []
+    stopped = False
+    for hook in HOOKS:
+        if not by_hook[hook] and hook != "ROUTING":
+            continue
+        drops = any(_drops(f) for f in by_hook[hook])
+        stations.append(Station(hook, tuple(by_hook[hook]), drops and not stopped))
+        stopped = stopped or drops
+    return Walk(router, tuple(results), tuple(stations), any(_answered(r) for r in results))
+
+
+def _answered(result: Any) -> bool:
+    if hasattr(result, "received"):
+        return bool(result.received)
+    outcome = getattr(result, "outcome", None)
+    return getattr(outcome, "value", "") in ("ok", "refused")
+
+
+def counted_packets(station: Station) -> int:
+    return sum(f.packets for f in station.facts if isinstance(f, Counted | FellThrough))
+
+
+def recent_walks() -> list[Walk]:
+    """The walks of the observations made since `counters.forget_observed()`."""
+    return [walk_of(observation, router) for router, observation in observed()]
+
+
+def stations_said(walk: Walk, say: Any) -> Sequence[tuple[str, list[str], bool]]:
+    """Each station as (hook, its facts said, stopped), for a renderer."""
+    return [(s.hook, [say.fact(f) for f in s.facts], s.stopped) for s in walk.stations]

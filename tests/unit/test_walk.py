@@ -1,0 +1,81 @@
+"""The walk of a probe's packets, from counter dumps recorded on the lab: laid along the
+hooks, stopped where the drop was, drawn (graphviz) with the dropping rule written on it."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from pytest_vlanlb.host.graphviz import render_svg
+from pytest_vlanlb.observation.counters import (
+    KERNEL_DROPS,
+    Observation,
+    diff,
+    parse_counters,
+    parse_nft,
+    parse_snmp,
+)
+from pytest_vlanlb.observation.drawing import walk_dot
+from pytest_vlanlb.observation.probes import HttpOutcome, HttpResult, PingResult
+from pytest_vlanlb.observation.walk import walk_of
+
+DUMPS = Path(__file__).parent / "dumps"
+TIMEOUT = HttpResult("http://192.168.10.100", HttpOutcome.TIMEOUT, "", "", 0.3)
+GREETING = HttpResult("http://192.168.10.100", HttpOutcome.OK, "Hello from Pod B\n", "", 0.01)
+
+
+def moves(name: str, parse=parse_counters):
+    before = parse((DUMPS / f"{name}_before.txt").read_text())
+    return diff(before, parse((DUMPS / f"{name}_after.txt").read_text()))
+
+
+def texts(svg: str) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg)]
+
+
+def test_the_step6_defect_walks_dnat_then_stops_at_forward_rule_1():
+    walk = walk_of(Observation(TIMEOUT, moves("defect")), "router")
+    assert [s.hook for s in walk.stations] == ["PREROUTING", "ROUTING", "FORWARD"]
+    assert walk.stop is walk.stations[2]
+    assert not walk.answered
+    shown = "\n".join(texts(render_svg(walk_dot(walk))))
+    assert "DNAT" in shown
+    assert "✗ DROPPED HERE" in shown
+    assert "filter FORWARD rule 1" in shown
+    assert "-i eth1 -o eth2 -j DROP" in shown
+    assert "(not reached)" in shown
+    japanese = "\n".join(texts(render_svg(walk_dot(walk, "ja"))))
+    assert "✗ ここで破棄" in japanese
+    assert "-i eth1 -o eth2 -j DROP" in japanese
+
+
+def test_a_walk_that_got_its_answer_ends_with_it():
+    walk = walk_of(Observation(GREETING, moves("nft_spread", parse_nft)), "router")
+    assert walk.stop is None
+    assert walk.answered
+    assert walk.stations[0].hook == "PREROUTING"  # kube-proxy's nftables picks: dstnat
+    shown = "\n".join(texts(render_svg(walk_dot(walk))))
+    assert "via numgen" in shown  # the pick, as the counters say it
+    assert "an answer came back" in shown
+
+
+def test_forwarding_off_stops_at_the_routing_decision():
+    before = parse_snmp("Ip: Forwarding InAddrErrors\nIp: 2 10\n")
+    after = parse_snmp("Ip: Forwarding InAddrErrors\nIp: 2 12\n")
+    ping = PingResult("192.168.20.20", 2, 0, (), "")
+    walk = walk_of(Observation(ping, diff(before, after)), "router")
+    assert [s.hook for s in walk.stations] == ["ROUTING"]
+    assert walk.stop is walk.stations[0]
+    assert "InAddrErrors" in KERNEL_DROPS
+
+
+def test_silence_without_a_counter_says_where_it_could_have_been_lost():
+    walk = walk_of(Observation([TIMEOUT, PingResult("192.168.10.100", 2, 0, (), "")], []), "r1")
+    assert [s.hook for s in walk.stations] == ["ROUTING"]
+    assert walk.stop is None
+    assert not walk.answered
+    shown = "\n".join(texts(render_svg(walk_dot(walk))))
+    assert "no answer" in shown
+    assert "ARP" in shown
+    assert "r1's counters" in shown
