@@ -13,6 +13,9 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import PreflightError
+from ..host.graphviz import render_svg
+from ..observation.drawing import said_walk_dot
 from .messages import Speaker
 from .verdict import CANNOT_JUDGE, FAIL, NOT_YET, PASS
 
@@ -121,7 +124,20 @@ def _student(say: Speaker, name: str, document: Mapping[str, Any], score: str) -
         )
         if step["evidence"]:
             lines.append("<ul>" + "".join(f"<li>{_e(e)}</li>" for e in step["evidence"]) + "</ul>")
+        if step.get("walk"):
+            lines.append(_walk(name, step))
         if step["hint"]:
             lines.append(f"<p>{_e(say('label.hint'))}:</p><pre>{_e(step['hint'])}</pre>")
     lines.append("</section>")
     return "\n".join(lines)
+
+
+def _walk(name: str, step: Mapping[str, Any]) -> str:
+    """The step's walk drawn inline (graphviz's SVG, no XML declaration), or why it is not."""
+    walk = step["walk"]
+    figure = f'<figure class="walk" data-student="{_e(name)}" data-step="{_e(step["id"])}">'
+    try:
+        svg = render_svg(said_walk_dot(walk, walk.get("language", "en")))
+    except PreflightError as exc:
+        return f"{figure}<figcaption>{_e(str(exc))}</figcaption></figure>"
+    return figure + svg[svg.index("<svg") :] + "</figure>"

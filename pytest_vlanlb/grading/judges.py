@@ -14,7 +14,9 @@ from typing import Any
 
 from ..model.topology import Role
 from ..observation.counters import Observation, observe
+from ..observation.drawing import said_walk
 from ..observation.probes import HttpOutcome, HttpResult, PingResult, ping_portable, run_together
+from ..observation.walk import walk_of
 from .bounded import OUTPUT_LIMIT
 from .hints import Hints
 from .probing import SILENCE, get, silent_ping
@@ -133,6 +135,8 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         v.hint = lab.say("hint.drop_missing", a=name, b=b, command=hints.firewall())
     else:
         v.hint = lab.say("hint.not_dropped", b=b, outcome=lab.say(f"http.{got.outcome.value}"))
+    if not v.passed:
+        v.walk = said_walk(walk_of(seen, lab.node_name(Role.ROUTER)), lab.say.language)
 
 
 def vip(lab: StudentLab, hints: Hints, v: Verdict) -> None:
@@ -256,6 +260,7 @@ def vip_curl(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     else:
         hint = lab.say("hint.see_evidence")
     v.hint = "; ".join([hint, *notes])
+    v.walk = said_walk(walk_of(seen, lab.node_name(Role.ROUTER)), lab.say.language)
 
 
 def snat_rule_covers(rule: str, backend: str, port: int, pods_if: str) -> bool:

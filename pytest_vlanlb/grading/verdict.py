@@ -32,6 +32,9 @@ class Verdict:
     status: Status
     evidence: list[str] = field(default_factory=list)
     hint: str = ""
+    #: Where the probe's packets went through the router, said (observation/drawing.said_walk),
+    #: for a step that did not pass on a probe's evidence; the class page draws it.
+    walk: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

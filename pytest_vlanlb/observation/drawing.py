@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..host.graphviz import render_svg
 from ..model.topology import UPLINK, NodeSpec, Role, Topology
@@ -168,43 +168,63 @@ def _quote(text: str) -> str:
     return '"' + escaped.replace("\n", "\\n") + '"'
 
 
+def said_walk(walk: Walk, language: str = "en") -> dict[str, Any]:
+    """A walk said in one language, as plain data (a record's JSON carries it): the router,
+    what was sent, each station's hook, facts and whether it stopped the packets, and how it
+    ended (`answered`, `not-reached` or `no-answer`)."""
+    words = Words(language)
+    return {
+        "language": language,
+        "router": walk.router,
+        "sent": [_result(words, r) for r in walk.probes],
+        "stations": [
+            {"hook": s.hook, "facts": [words.fact(f) for f in s.facts], "stopped": s.stopped}
+            for s in walk.stations
+        ],
+        "end": walk.end,
+    }
+
+
 def walk_dot(walk: Walk, language: str = "en") -> str:
-    """A walk as Graphviz DOT: what was sent, each hook with the rules that counted the
+    """A walk as Graphviz DOT (`said_walk_dot` of the walk said in `language`)."""
+    return said_walk_dot(said_walk(walk, language), language)
+
+
+def said_walk_dot(said: Mapping[str, Any], language: str = "en") -> str:
+    """A said walk as Graphviz DOT: what was sent, each hook with the rules that counted the
     packets (the dropping one marked and boxed twice), then the answer, or where it ended."""
-    say, words = Labels(language), Words(language)
+    say = Labels(language)
     lines = [
         "digraph walk {",
         "  graph [rankdir=LR, fontname=sans, fontsize=11, labelloc=t, "
-        f"label={_quote(say('walk.title', router=walk.router))}];",
+        f"label={_quote(say('walk.title', router=said['router']))}];",
         "  node [fontname=sans, fontsize=10, shape=box];",
     ]
-    sent = [say("walk.sent"), *(_wrap(_result(words, r)) for r in walk.probes)]
+    sent = [say("walk.sent"), *(_wrap(r) for r in said["sent"])]
     lines.append(f"  sent [label={_quote(chr(10).join(sent))}];")
     previous = "sent"
-    for index, station in enumerate(walk.stations):
-        said = [_wrap(words.fact(f)) for f in station.facts]
-        if station.hook == "ROUTING":
-            said = said or [say("walk.routing.nothing")]
+    for index, station in enumerate(said["stations"]):
+        facts = [_wrap(f) for f in station["facts"]]
+        if station["hook"] == "ROUTING":
+            facts = facts or [say("walk.routing.nothing")]
             head = f"ROUTING ({say('walk.routing')})"
         else:
-            head = station.hook
-        if station.stopped:
+            head = station["hook"]
+        if station["stopped"]:
             head = f"{head}\n{say('walk.stopped')}"
-        style = ", peripheries=2, style=bold" if station.stopped else ""
-        label = "\n".join([head, *said])
+        style = ", peripheries=2, style=bold" if station["stopped"] else ""
+        label = "\n".join([head, *facts])
         lines.append(f"  s{index} [label={_quote(label)}{style}];")
         lines.append(f"  {previous} -> s{index};")
         previous = f"s{index}"
     # Several probes observed together may part ways: a drop for one, an answer for another.
-    if walk.answered:
-        lines.append(f"  end [shape=ellipse, label={_quote(say('walk.answered'))}];")
-        lines.append(f"  {previous} -> end;")
-    elif walk.stop is not None:
-        lines.append(f"  end [style=dashed, label={_quote(say('walk.not_reached'))}];")
-        lines.append(f"  {previous} -> end [style=dashed];")
-    else:
-        lines.append(f"  end [shape=ellipse, label={_quote(say('walk.no_answer'))}];")
-        lines.append(f"  {previous} -> end;")
+    end = {"answered": "walk.answered", "not-reached": "walk.not_reached"}.get(
+        said["end"], "walk.no_answer"
+    )
+    shape = "style=dashed" if said["end"] == "not-reached" else "shape=ellipse"
+    lines.append(f"  end [{shape}, label={_quote(say(end))}];")
+    dashed = " [style=dashed]" if said["end"] == "not-reached" else ""
+    lines.append(f"  {previous} -> end{dashed};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

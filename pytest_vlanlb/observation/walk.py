@@ -45,6 +45,14 @@ class Walk:
     def stop(self) -> Station | None:
         return next((s for s in self.stations if s.stopped), None)
 
+    @property
+    def end(self) -> str:
+        """How it ended: `answered` (for any of its probes), `not-reached` (dropped on the
+        way), or `no-answer` (lost where no counter counts)."""
+        if self.answered:
+            return "answered"
+        return "not-reached" if self.stop is not None else "no-answer"
+
 
 def hook_of(fact: Fact) -> str:
     """The hook a fact's rule serves."""

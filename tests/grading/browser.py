@@ -125,3 +125,39 @@ def read_svg_texts(svg: Path, work: Path) -> list[str]:
     assert start_tag in result.stdout, result.stdout[-2000:]
     raw = result.stdout.split(start_tag, 1)[1].split("</pre>", 1)[0]
     return json.loads(html.unescape(raw))["texts"]
+
+
+WALK_READER = """<script>
+window.addEventListener("load", () => {
+  // Each drawn walk: the texts the browser laid out inside its figure, in document order.
+  const walks = [...document.querySelectorAll("figure.walk")].map((figure) => ({
+    student: figure.dataset.student, step: figure.dataset.step,
+    texts: [...figure.querySelectorAll("svg text")]
+      .filter((t) => { const box = t.getBBox(); return box.width > 0 && box.height > 0; })
+      .map((t) => t.textContent.trim()),
+  }));
+  const out = document.createElement("pre");
+  out.id = "vlanlb-read";
+  out.textContent = JSON.stringify({walks});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def read_walks(page: Path, work: Path) -> list[dict]:
+    """The walks a page draws, as the browser lays them out: student, step and texts."""
+    copy = work / f"walks-{page.name}"
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", WALK_READER + "</body>"))
+    result = subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={work / 'chromium-profile'}", "--dump-dom",
+         copy.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    start_tag = '<pre id="vlanlb-read">'
+    assert start_tag in result.stdout, result.stdout[-2000:]
+    raw = result.stdout.split(start_tag, 1)[1].split("</pre>", 1)[0]
+    return json.loads(html.unescape(raw))["walks"]

@@ -466,3 +466,31 @@ def test_a_class_graded_in_japanese_says_the_same_in_japanese(graded, tmp_path):
 def _rgb(hex_colour: str) -> str:
     red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({red}, {green}, {blue})"
+
+
+def test_the_literal_drop_students_walk_is_on_the_class_page(graded, tmp_path):
+    """The as-written student (Step 2's literal DROP): vip-curl's walk, in the JSON and drawn
+    on the class page as the browser shows it: DNAT in PREROUTING, then FORWARD rule 1
+    marked as the drop, b not reached. The complete lab's vip-curl passed: no walk."""
+    from .browser import read_walks
+
+    steps = {s["id"]: s for s in graded.reports["as-written"]["steps"]}
+    walk = steps["vip-curl"]["walk"]
+    assert [s["hook"] for s in walk["stations"] if s["facts"]] == ["PREROUTING", "FORWARD"]
+    assert walk["end"] == "not-reached"
+    complete = {s["id"]: s for s in graded.reports["complete"]["steps"]}
+    assert complete["vip-curl"]["walk"] is None
+    assert complete["firewall"]["walk"] is None
+    drawn = read_walks(graded.work / "reports" / "index.html", tmp_path)
+    shown = next(w for w in drawn if (w["student"], w["step"]) == ("as-written", "vip-curl"))
+    texts = shown["texts"]
+    hooks = [
+        next(i for i, t in enumerate(texts) if t.startswith(h)) for h in ("PREROUTING", "FORWARD")
+    ]
+    assert hooks == sorted(hooks), texts
+    forward = texts[hooks[1] :]
+    assert forward[1] == "✗ DROPPED HERE", texts
+    assert "dropped by filter FORWARD rule 1" in " ".join(forward), texts
+    assert "-i eth1 -o eth2 -j DROP" in " ".join(forward), texts
+    assert texts[-1] == "(not reached)", texts
+    assert not any(w["student"] == "complete" for w in drawn)

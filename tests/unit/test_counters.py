@@ -167,7 +167,10 @@ class RecordedRouter(Container):
             return ExecResult(
                 command, 0 if self.has_nft else 1, "/usr/sbin/nft\n" * self.has_nft, ""
             )
-        if command[0] == "nft" and self.has_nft:
+        if command[:3] == ("nft", "list", "tables") and self.has_nft:
+            tables = "table ip filter\ntable ip nat\ntable ip kube-proxy\n"
+            return ExecResult(command, 0, tables, "")
+        if command == ("nft", "-a", "list", "table", "ip", "kube-proxy") and self.has_nft:
             return ExecResult(command, 0, (DUMPS / "nft_spread_after.txt").read_text(), "")
         return ExecResult(command, 127, "", f"{command[0]}: not found")
 
@@ -182,7 +185,9 @@ def test_a_snapshot_reads_nft_only_where_the_router_has_it_and_asks_once(has_nft
     asked = [c[0] for c in router.asked]
     assert asked.count("/bin/sh") == 1  # whether nft is there: once per node
     assert asked.count("iptables-save") == 2
-    assert asked.count("nft") == (2 if has_nft else 0)
+    # nft: the tables, then only those iptables-nft does not manage (its own it read already)
+    assert router.asked.count(("nft", "list", "tables")) == (2 if has_nft else 0)
+    assert asked.count("nft") == (4 if has_nft else 0)
 
 
 def recorded_pairs():
