@@ -93,25 +93,17 @@ def screenshot(page: Path, target: Path, work: Path, size: str = "1100,700") -> 
     )
 
 
-SVG_READER = """<script>
-window.addEventListener("load", () => {
-  // Each text the browser laid out with a size (what a person can read), line by line.
-  const texts = [...document.querySelectorAll("svg text")]
-    .filter((t) => { const box = t.getBBox(); return box.width > 0 && box.height > 0; })
-    .map((t) => t.textContent.trim());
-  const out = document.createElement("pre");
-  out.id = "vlanlb-read";
-  out.textContent = JSON.stringify({texts});
-  document.body.appendChild(out);
-});
-</script>"""
-
-
 def read_svg_texts(svg: Path, work: Path) -> list[str]:
     """The texts Chromium lays out when it shows the SVG inline in a page."""
     page = work / f"read-{svg.stem}.html"
     body = svg.read_text(encoding="utf-8").split("?>", 1)[-1]  # inline: no XML declaration
-    page.write_text(f"<!doctype html><html><body>{body}{SVG_READER}</body></html>", "utf-8")
+    figure = f'<figure class="walk" data-student="" data-step="">{body}</figure>'
+    page.write_text(f"<!doctype html><html><body>{figure}{WALK_READER}</body></html>", "utf-8")
+    return read_back(page, work)["walks"][0]["texts"]
+
+
+def read_back(page: Path, work: Path) -> dict:
+    """What the page's reader script wrote into the DOM, once Chromium laid the page out."""
     result = subprocess.run(
         [chromium(), *FLAGS, f"--user-data-dir={work / 'chromium-profile'}", "--dump-dom",
          page.as_uri()],
@@ -124,12 +116,13 @@ def read_svg_texts(svg: Path, work: Path) -> list[str]:
     start_tag = '<pre id="vlanlb-read">'
     assert start_tag in result.stdout, result.stdout[-2000:]
     raw = result.stdout.split(start_tag, 1)[1].split("</pre>", 1)[0]
-    return json.loads(html.unescape(raw))["texts"]
+    return json.loads(html.unescape(raw))
 
 
 WALK_READER = """<script>
 window.addEventListener("load", () => {
-  // Each drawn walk: the texts the browser laid out inside its figure, in document order.
+  // Each figure's drawing (a walk, or an SVG shown alone): the texts the browser laid out
+  // with a size (what a person can read), in document order.
   const walks = [...document.querySelectorAll("figure.walk")].map((figure) => ({
     student: figure.dataset.student, step: figure.dataset.step,
     texts: [...figure.querySelectorAll("svg text")]
@@ -148,16 +141,4 @@ def read_walks(page: Path, work: Path) -> list[dict]:
     """The walks a page draws, as the browser lays them out: student, step and texts."""
     copy = work / f"walks-{page.name}"
     copy.write_text(page.read_text(encoding="utf-8").replace("</body>", WALK_READER + "</body>"))
-    result = subprocess.run(
-        [chromium(), *FLAGS, f"--user-data-dir={work / 'chromium-profile'}", "--dump-dom",
-         copy.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    start_tag = '<pre id="vlanlb-read">'
-    assert start_tag in result.stdout, result.stdout[-2000:]
-    raw = result.stdout.split(start_tag, 1)[1].split("</pre>", 1)[0]
-    return json.loads(html.unescape(raw))["walks"]
+    return read_back(copy, work)["walks"]
