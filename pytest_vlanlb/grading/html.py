@@ -13,7 +13,6 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import PreflightError
 from ..host.graphviz import render_svg
 from ..observation.drawing import said_walk_dot
 from .messages import Speaker
@@ -138,6 +137,6 @@ def _walk(name: str, step: Mapping[str, Any]) -> str:
     figure = f'<figure class="walk" data-student="{_e(name)}" data-step="{_e(step["id"])}">'
     try:
         svg = render_svg(said_walk_dot(walk, walk.get("language", "en")))
-    except PreflightError as exc:
+    except Exception as exc:
         return f"{figure}<figcaption>{_e(str(exc))}</figcaption></figure>"
     return figure + svg[svg.index("<svg") :] + "</figure>"

@@ -135,8 +135,9 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
         v.hint = lab.say("hint.drop_missing", a=name, b=b, command=hints.firewall())
     else:
         v.hint = lab.say("hint.not_dropped", b=b, outcome=lab.say(f"http.{got.outcome.value}"))
-    if not v.passed:
-        v.walk = said_walk(walk_of(seen, lab.node_name(Role.ROUTER)), lab.say.language)
+    if not v.passed:  # a's packets: the router's own ping to b is not the client's walk
+        walk = walk_of(seen, lab.node_name(Role.ROUTER), probes=[pinged, got])
+        v.walk = said_walk(walk, lab.say.language)
 
 
 def vip(lab: StudentLab, hints: Hints, v: Verdict) -> None:

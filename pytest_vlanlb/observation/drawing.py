@@ -8,6 +8,7 @@ it the next), which is how the topology files are written (`topologies/basic.yam
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,8 @@ EN = {
     "walk.sent": "sent",
     "walk.routing": "routing decision",
     "walk.routing.nothing": "(no counter here)",
-    "walk.stopped": "✗ DROPPED HERE",
+    "walk.stopped.drop": "✗ DROPPED HERE",
+    "walk.stopped.reject": "✗ REJECTED HERE (an error went back)",
     "walk.answered": "an answer came back",
     "walk.no_answer": "no answer\n(lost where no counter counts: ARP, or past the router)",
     "walk.not_reached": "(not reached)",
@@ -56,7 +58,8 @@ JA = {
     "walk.sent": "送信",
     "walk.routing": "ルーティング判断",
     "walk.routing.nothing": "(ここにカウンターなし)",
-    "walk.stopped": "✗ ここで破棄",
+    "walk.stopped.drop": "✗ ここで破棄",
+    "walk.stopped.reject": "✗ ここで拒否 (エラーを返送)",
     "walk.answered": "応答が返った",
     "walk.no_answer": "応答なし\n(カウンターのない所で消えた: ARP、またはルーターの先)",
     "walk.not_reached": "(到達せず)",
@@ -158,19 +161,25 @@ def _node_label(node: NodeSpec, topology: Topology, say: Labels) -> str:
     return "\n".join(lines)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _id(kind: str, name: str) -> str:
     return _quote(f"{kind}:{name}")
 
 
 def _quote(text: str) -> str:
-    """A DOT string of any text: backslashes and quotes escaped, line breaks as DOT's."""
+    """A DOT string of any text: backslashes and quotes escaped, line breaks as DOT's, other
+    control characters (a rule's comment may hold them; XML may not) shown as U+FFFD."""
+    text = _CONTROL.sub("\ufffd", text)
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def said_walk(walk: Walk, language: str = "en") -> dict[str, Any]:
     """A walk said in one language, as plain data (a record's JSON carries it): the router,
-    what was sent, each station's hook, facts and whether it stopped the packets, and how it
+    what was sent, each station's hook, facts and what stopped the packets there (`drop`,
+    `reject` or ""), and how it
     ended (`answered`, `not-reached` or `no-answer`)."""
     words = Words(language)
     return {
@@ -211,7 +220,7 @@ def said_walk_dot(said: Mapping[str, Any], language: str = "en") -> str:
         else:
             head = station["hook"]
         if station["stopped"]:
-            head = f"{head}\n{say('walk.stopped')}"
+            head = f"{head}\n{say('walk.stopped.' + station['stopped'])}"
         style = ", peripheries=2, style=bold" if station["stopped"] else ""
         label = "\n".join([head, *facts])
         lines.append(f"  s{index} [label={_quote(label)}{style}];")
@@ -252,7 +261,8 @@ def _wrap(text: str, width: int = 60) -> str:
 def write_walks(walks: Sequence[Walk], folder: Path, name: str, language: str) -> list[Path]:
     """Each walk drawn as `folder/NAME-N.svg` (NAME made safe for a file name); the paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120] or "walk"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]  # two long names cut alike differ
+    stem = (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120] or "walk") + f"-{digest}"
     paths = []
     for number, walk in enumerate(walks, 1):
         path = folder / f"{stem}-{number}.svg"

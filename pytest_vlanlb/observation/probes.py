@@ -187,7 +187,8 @@ def http_get_negative(
         evidence=evidence,
     )
     got = _http_result(url, run.result.rc, run.result.stdout, run.result.stderr, run.elapsed)
-    if not run.drops:
+    # An answer that came before the stop stays an answer (the drops were another probe's).
+    if not run.drops or got.outcome not in (HttpOutcome.TIMEOUT, HttpOutcome.ERROR):
         return got
     return replace(
         got,

@@ -141,7 +141,9 @@ def _leave(watch: _Watch, probe: int) -> None:
 
 
 def read(routers: Sequence[Container]) -> Readings:
-    return {r.container_name: snapshot(r) for r in routers}
+    """Each router's counters; None where nothing could be read (a failed `iptables-save`
+    reads as no counters at all, and against it every counter would seem to have moved)."""
+    return {r.container_name: snapshot(r) or None for r in routers}
 
 
 def silent_exec(

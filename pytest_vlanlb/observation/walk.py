@@ -19,8 +19,9 @@ from typing import Any
 from .counters import Observation, observed, story
 from .words import KERNEL, Counted, Fact, FellThrough, Picked
 
-#: The stations of a walk through a router, in the order a packet meets them.
-HOOKS = ("PREROUTING", "ROUTING", "INPUT", "FORWARD", "POSTROUTING")
+#: The stations of a walk through a router, in the order a packet meets them (OUTPUT: the
+#: router's own packets, which leave through POSTROUTING too).
+HOOKS = ("PREROUTING", "ROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class Station:
 
     hook: str
     facts: tuple[Fact, ...]
-    stopped: bool  # a rule here (or the kernel, at ROUTING) dropped them
+    #: What stopped the packets here: "drop" (a rule, or the kernel at ROUTING), "reject"
+    #: (a rule that answers with an error instead), or "" (they went on).
+    stopped: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def hook_of(fact: Fact) -> str:
     if counter.table == KERNEL:
         return "ROUTING"
     chain = counter.chain.upper()
-    for hook in ("PREROUTING", "POSTROUTING", "FORWARD", "INPUT"):
+    for hook in ("PREROUTING", "POSTROUTING", "FORWARD", "INPUT", "OUTPUT"):
         if hook in chain:  # the built-in chains, nft's nat-prerouting, filter-forward, ...
             return hook
     if counter.target.upper() in ("MASQUERADE", "SNAT"):
@@ -72,32 +75,41 @@ def hook_of(fact: Fact) -> str:
     return "PREROUTING"  # DNAT chains: KUBE-SERVICES/SVC/SEP, service-, endpoint-, external-
 
 
-def _drops(fact: Fact) -> bool:
+def _stops(fact: Fact) -> str:
+    """ "drop" or "reject" where the fact's rule ends the packets' way, else ""."""
     if isinstance(fact, Picked):
-        return False
+        return ""
     counter = fact.counter
-    if counter.action:
-        return counter.action == "drop"
-    return counter.table == "filter" and counter.target == "DROP"
+    verdict = (counter.action or counter.target).lower()
+    if counter.table == KERNEL or verdict == "drop":  # a rule's DROP, a policy's, the kernel's
+        return "drop"
+    return "reject" if verdict == "reject" else ""
 
 
-def walk_of(observation: Observation[Any], router: str) -> Walk:
+def walk_of(
+    observation: Observation[Any], router: str, probes: Sequence[Any] | None = None
+) -> Walk:
     """The observation's walk through `router`: the stations whose counters moved, ROUTING
-    always (every forwarded packet is routed), in hook order."""
+    always (every forwarded packet is routed), in hook order. `probes`: the results whose
+    packets are walked (default: all the observation's; a probe the router made itself, as
+    grading's "is b there at all?", is not the client's)."""
     facts = story(observation.moves)
     by_hook: dict[str, list[Fact]] = {hook: [] for hook in HOOKS}
     for fact in facts:
         by_hook[hook_of(fact)].append(fact)
-    results = observation.result if isinstance(observation.result, list) else [observation.result]
+    if probes is None:
+        seen = observation.result
+        probes = list(seen) if isinstance(seen, list | tuple) else [seen]
     stations = []
     stopped = False
     for hook in HOOKS:
         if not by_hook[hook] and hook != "ROUTING":
             continue
-        drops = any(_drops(f) for f in by_hook[hook])
-        stations.append(Station(hook, tuple(by_hook[hook]), drops and not stopped))
-        stopped = stopped or drops
-    return Walk(router, tuple(results), tuple(stations), any(_answered(r) for r in results))
+        verdicts = {_stops(f) for f in by_hook[hook]} - {""}
+        verdict = "drop" if "drop" in verdicts else "reject" if verdicts else ""
+        stations.append(Station(hook, tuple(by_hook[hook]), "" if stopped else verdict))
+        stopped = stopped or bool(verdict)
+    return Walk(router, tuple(probes), tuple(stations), any(_answered(r) for r in probes))
 
 
 def _answered(result: Any) -> bool:
@@ -114,8 +126,3 @@ def counted_packets(station: Station) -> int:
 def recent_walks() -> list[Walk]:
     """The walks of the observations made since `counters.forget_observed()`."""
     return [walk_of(observation, router) for router, observation in observed()]
-
-
-def stations_said(walk: Walk, say: Any) -> Sequence[tuple[str, list[str], bool]]:
-    """Each station as (hook, its facts said, stopped), for a renderer."""
-    return [(s.hook, [say.fact(f) for f in s.facts], s.stopped) for s in walk.stations]

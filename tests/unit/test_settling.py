@@ -107,3 +107,11 @@ def test_routers_of_one_name_get_watches_of_their_own_and_a_watch_goes_with_its_
     for watch, probe in ((one, 1), (other, 2), (one, 3)):
         settling._leave(watch, probe)
     assert settling._watches == {}
+
+
+def test_a_router_whose_counters_read_empty_is_no_reading():
+    """A failed iptables-save reads as no counters: None, not {} (against which every
+    counter would seem to have moved and settle a probe at once)."""
+    from pytest_vlanlb.observation.settling import read
+
+    assert read([NamedRouter("router")]) == {"router": None}

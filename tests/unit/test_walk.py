@@ -79,3 +79,47 @@ def test_silence_without_a_counter_says_where_it_could_have_been_lost():
     assert "no answer" in shown
     assert "ARP" in shown
     assert "r1's counters" in shown
+
+
+def counted(table: str, chain: str, number: int, spec: str, packets: int = 1):
+    from pytest_vlanlb.observation.counters import Move, RuleCount
+
+    return Move(RuleCount(table, chain, number, spec, packets, 60 * packets), packets)
+
+
+def test_probes_observed_together_are_each_a_probe_and_the_routers_own_is_left_out():
+    pinged = PingResult("192.168.20.20", 1, 0, (), "")
+    router_up = PingResult("192.168.20.20", 1, 1, (64,), "")  # the router's own "is b there?"
+    seen = Observation(
+        (pinged, TIMEOUT, router_up),
+        [counted("filter", "FORWARD", 1, "-i eth1 -o eth2 -j DROP", 2),
+         counted("filter", "OUTPUT", 0, "ACCEPT")],
+    )  # fmt: skip
+    everything = walk_of(seen, "router")
+    assert everything.probes == (pinged, TIMEOUT, router_up)
+    assert everything.answered  # the router's ping was answered
+    clients = walk_of(seen, "router", probes=[pinged, TIMEOUT])
+    assert not clients.answered
+    assert clients.end == "not-reached"
+    assert [s.hook for s in clients.stations] == ["ROUTING", "FORWARD", "OUTPUT"]
+    assert [s.stopped for s in clients.stations] == ["", "drop", ""]
+
+
+def test_a_reject_stops_the_walk_as_a_reject():
+    ping = PingResult("192.168.20.20", 1, 0, (), "")
+    reject = counted("filter", "FORWARD", 1, "-i eth1 -o eth2 -j REJECT")
+    walk = walk_of(Observation(ping, [reject]), "router")
+    assert walk.stop is not None
+    assert walk.stop.stopped == "reject"
+    shown = "\n".join(texts(render_svg(walk_dot(walk))))
+    assert "✗ REJECTED HERE (an error went back)" in shown
+    assert "DROPPED" not in shown
+
+
+def test_control_characters_in_a_rule_keep_the_svg_well_formed():
+    import xml.etree.ElementTree as ElementTree
+
+    odd = counted("filter", "FORWARD", 1, '-m comment --comment "a\x01b\x1b[31m" -j DROP')
+    svg = render_svg(walk_dot(walk_of(Observation(TIMEOUT, [odd]), "router")))
+    ElementTree.fromstring(svg.split("?>", 1)[1].split("]>", 1)[-1])  # parses: well-formed
+    assert "a\ufffdb\ufffd[31m" in "\n".join(texts(svg))
