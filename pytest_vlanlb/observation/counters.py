@@ -25,6 +25,7 @@ _NFT_TABLE = re.compile(r"^table (\S+) (\S+) \{")
 _NFT_CHAIN = re.compile(r"^chain (\S+) \{")
 _NFT_HANDLE = re.compile(r"\s*# handle \d+$")
 _NFT_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+)\s*")
+_NFT_HOOK = re.compile(r"^type \S+ hook (\S+) ")
 _NFT_COMMENT = re.compile(r' comment "[^"]*"$')
 #: The statements that decide a packet's fate in an nft rule (its "target").
 _NFT_ACTIONS = frozenset(
@@ -46,6 +47,7 @@ class RuleCount:
     packets: int
     bytes: int
     action: str = ""  # an nft rule's deciding statement ("dnat", "vmap", ...); "" for iptables
+    hook: str = ""  # an nft base chain's hook ("forward", ...); "" for iptables' and the others
 
     @property
     def key(self) -> tuple[str, str, int, str]:
@@ -99,16 +101,18 @@ def parse_nft(dump: str) -> Counters:
     """Parse `nft -a list ruleset` into counters for the rules that carry a `counter`, keyed
     as parse_counters keys iptables' ("ip kube-proxy", chain, position, rule text)."""
     counters: Counters = {}
-    table = chain = ""
+    table = chain = hook = ""
     number = 0
     for line in dump.splitlines():
         line = line.strip()
-        if table_line := _NFT_TABLE.match(line):
+        if chain and (base := _NFT_HOOK.search(line)):
+            hook = base[1]
+        elif table_line := _NFT_TABLE.match(line):
             family, name = table_line.groups()
             xtables = family in XTABLES_FAMILIES and name in XTABLES_NAMES
             table, chain = ("" if xtables else f"{family} {name}"), ""
         elif chain_line := _NFT_CHAIN.match(line):
-            chain, number = chain_line[1], 0
+            chain, number, hook = chain_line[1], 0, ""
         elif line == "}":
             chain = ""  # a chain, set or map ends (their contents carry no handles)
         elif table and chain and (handle := _NFT_HANDLE.search(line)):
@@ -118,9 +122,8 @@ def parse_nft(dump: str) -> Counters:
             if counted is None:
                 continue
             spec = _NFT_COUNTER.sub("", text).strip()
-            c = RuleCount(
-                table, chain, number, spec, int(counted[1]), int(counted[2]), _nft_action(spec)
-            )
+            packets, size = int(counted[1]), int(counted[2])
+            c = RuleCount(table, chain, number, spec, packets, size, _nft_action(spec), hook)
             counters[c.key] = c
     return counters
 

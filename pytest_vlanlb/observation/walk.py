@@ -64,6 +64,9 @@ def hook_of(fact: Fact) -> str:
     counter = fact.counter
     if counter.table == KERNEL:
         return "ROUTING"
+    base = getattr(counter, "hook", "").upper()  # an nft base chain says its hook itself
+    if base in HOOKS:
+        return base
     chain = counter.chain.upper()
     for hook in ("PREROUTING", "POSTROUTING", "FORWARD", "INPUT", "OUTPUT"):
         if hook in chain:  # the built-in chains, nft's nat-prerouting, filter-forward, ...

@@ -123,3 +123,19 @@ def test_control_characters_in_a_rule_keep_the_svg_well_formed():
     svg = render_svg(walk_dot(walk_of(Observation(TIMEOUT, [odd]), "router")))
     ElementTree.fromstring(svg.split("?>", 1)[1].split("]>", 1)[-1])  # parses: well-formed
     assert "a\ufffdb\ufffd[31m" in "\n".join(texts(svg))
+
+
+def test_a_students_own_nft_chain_is_placed_at_the_hook_it_declares():
+    """A chain called `fwd` in `inet fw`, declared `hook forward`: dropped in FORWARD, not
+    (by its name) in PREROUTING."""
+    listing = (
+        "table inet fw { # handle 7\n"
+        "\tchain fwd { # handle 1\n"
+        "\t\ttype filter hook forward priority filter; policy accept;\n"
+        "\t\tip daddr 192.168.20.20 counter packets {n} bytes 0 drop # handle 2\n"
+        "\t}\n"
+        "}\n"
+    )
+    before, after = (parse_nft(listing.replace("{n}", n)) for n in ("0", "2"))
+    walk = walk_of(Observation(TIMEOUT, diff(before, after)), "router")
+    assert [(s.hook, s.stopped) for s in walk.stations] == [("ROUTING", ""), ("FORWARD", "drop")]
