@@ -90,23 +90,28 @@ class _Watch:
         self.before: Readings = {}
         self.members: dict[int, int] = {}  # probe -> packets it sends
         self.credited = 0  # packets of probes that left since `before`, counted as dropped
+        self.departed = 0  # those probes: the drops since `before` settle them too
         self.reading: tuple[float, Readings] | None = None
 
     def join(self, probe: int, packets: int) -> None:
         with self.lock:
             if not self.members:
-                self.before, self.credited, self.reading = read(self.routers), 0, None
+                self.before, self.reading = read(self.routers), None
+                self.credited = self.departed = 0
             self.members[probe] = packets
 
     def leave(self, probe: int) -> None:
         with self.lock:
             self.credited += self.members.pop(probe)
+            self.departed += 1
 
     def settled(self) -> tuple[list[Move], int] | None:
         """The drops, and how many probes they settle, once they cover every packet owed."""
         with self.lock:
             before, owed, credited = self.before, sum(self.members.values()), self.credited
-            together = len(self.members)
+            # Every probe since `before`, gone or not: a load that delays one probe's poll must
+            # not change what the drops are said to have settled.
+            together = len(self.members) + self.departed
             now = time.perf_counter()
             if self.reading is None or now - self.reading[0] >= EVIDENCE_POLL:
                 self.reading = (now, read(self.routers))  # one reading serves every member
