@@ -6,7 +6,9 @@ on a host a killed run may have left things on (the next run must not be disturb
   once, instead of an inner pytest running on and building labs beside the next run. Their
   own children (the plugin's podman API, a sandbox's unshare) die with them the same way.
 - The tests that compare the host before and after a run sweep what killed runs left first
-  (tests/document/conftest.py).
+  (tests/document/conftest.py); what tests keep on purpose (a kept lab, a kept sandbox) is
+  registered by run id while they hold it, and a killed run's is removed here, first
+  (tests/kept.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from kept import sweep_kept_by_killed_runs
 
 from pytest_vlanlb.util.processes import kill_with_parent
 
@@ -40,6 +43,11 @@ def _both(theirs: Callable[[], None]) -> Callable[[], None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     subprocess.Popen.__init__ = _dies_with_this_run  # type: ignore[method-assign]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # once, not per xdist worker
+        sweep_kept_by_killed_runs()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from host_state import host_state, sandbox_processes
+from kept import kept_by_this_run
 
 from pytest_vlanlb.document.sandbox import start_sandbox
 from pytest_vlanlb.document.store import document_image_store
@@ -53,30 +54,31 @@ def test_a_kept_sandbox_is_entered_by_its_run_and_removed_whole(store, tmp_path)
         "from pytest_vlanlb.document.sandbox import start_sandbox\n"
         f"start_sandbox({run_id!r}, Path({str(store)!r}), ('eth0',), keep=True)\n"
     )
-    subprocess.run([sys.executable, "-c", keeper], check=True, timeout=60)
-    try:
-        # The process that made it has ended; the sandbox lives on, and is entered by its id.
-        entered = subprocess.run(
-            [*VLANLB, "enter", run_id, "sh", "-c", "hostname; id -u; podman ps -a -q | wc -l"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert entered.returncode == 0, entered.stderr
-        assert entered.stdout.split() == ["vlanlb-sandbox", "0", "0"]
-        missing = subprocess.run(
-            [*VLANLB, "enter", "000000"], capture_output=True, text=True, check=False
-        )
-        assert missing.returncode == 2
-        assert missing.stderr.strip() == (
-            "vlanlb: no running document sandbox of run 000000 "
-            "(`vlanlb cleanup --dry-run` lists them)"
-        )
-    finally:
-        cleanup = subprocess.run(
-            [*VLANLB, "cleanup", "--run", run_id], capture_output=True, text=True, check=False
-        )
-    assert f"removed document sandbox vlanlb-sandbox-{run_id}-" in cleanup.stdout
+    with kept_by_this_run(run_id):  # a run killed here: the next run removes it by its id
+        subprocess.run([sys.executable, "-c", keeper], check=True, timeout=60)
+        try:
+            # The process that made it has ended; the sandbox lives on, and is entered by its id.
+            entered = subprocess.run(
+                [*VLANLB, "enter", run_id, "sh", "-c", "hostname; id -u; podman ps -a -q | wc -l"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert entered.returncode == 0, entered.stderr
+            assert entered.stdout.split() == ["vlanlb-sandbox", "0", "0"]
+            missing = subprocess.run(
+                [*VLANLB, "enter", "000000"], capture_output=True, text=True, check=False
+            )
+            assert missing.returncode == 2
+            assert missing.stderr.strip() == (
+                "vlanlb: no running document sandbox of run 000000 "
+                "(`vlanlb cleanup --dry-run` lists them)"
+            )
+        finally:
+            cleanup = subprocess.run(
+                [*VLANLB, "cleanup", "--run", run_id], capture_output=True, text=True, check=False
+            )
+        assert f"removed document sandbox vlanlb-sandbox-{run_id}-" in cleanup.stdout
     assert wait_until(lambda: not sandbox_processes(), timeout=10)
     assert before.differences(host_state()) == {}

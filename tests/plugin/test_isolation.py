@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+from kept import kept_by_this_run
 from podman.errors import NotFound
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
@@ -102,22 +103,23 @@ def test_a_kept_lab_survives_and_cleanup_removes_it(vlanlb_podman, inner_run):
     run_id = inner_run.run_id_file.read_text()
     assert f"vlanlb cleanup --run {run_id}" in output
     kept_router = f"container vlb-{run_id}-router of run {run_id} (kept)"
-    try:
-        kept = objects_of_run(client, run_id)
-        assert len(kept["containers"]) == 3, kept
-        # The next run's leftover sweep leaves a kept lab alone.
-        rc, output = finish(inner_run())
-        assert rc == 0, output
-        assert objects_of_run(client, run_id) == kept
-        # A dry run lists what the same cleanup would remove: not a kept lab, unless named.
-        plain = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run")
-        assert plain.returncode == 0, plain.stderr
-        assert kept_router not in plain.stdout
-        named = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run", "--run", run_id)
-        assert f"found {kept_router}" in named.stdout
-        assert objects_of_run(client, run_id) == kept  # a dry run removes nothing
-    finally:
-        cleanup = vlanlb_command(vlanlb_podman.url, "cleanup", "--run", run_id)
+    with kept_by_this_run(run_id):  # a run killed here: the next run removes it by its id
+        try:
+            kept = objects_of_run(client, run_id)
+            assert len(kept["containers"]) == 3, kept
+            # The next run's leftover sweep leaves a kept lab alone.
+            rc, output = finish(inner_run())
+            assert rc == 0, output
+            assert objects_of_run(client, run_id) == kept
+            # A dry run lists what the same cleanup would remove: not a kept lab, unless named.
+            plain = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run")
+            assert plain.returncode == 0, plain.stderr
+            assert kept_router not in plain.stdout
+            named = vlanlb_command(vlanlb_podman.url, "cleanup", "--dry-run", "--run", run_id)
+            assert f"found {kept_router}" in named.stdout
+            assert objects_of_run(client, run_id) == kept  # a dry run removes nothing
+        finally:
+            cleanup = vlanlb_command(vlanlb_podman.url, "cleanup", "--run", run_id)
     assert cleanup.returncode == 0, cleanup.stderr
     assert f"removed {kept_router}" in cleanup.stdout
     assert objects_of_run(client, run_id) == {"containers": [], "networks": [], "links": []}
