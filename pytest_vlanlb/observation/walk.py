@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .counters import Observation, observed, story
-from .words import KERNEL, Counted, Fact, FellThrough, Picked
+from .words import KERNEL, Fact, Picked
 
 #: The stations of a walk through a router, in the order a packet meets them (OUTPUT: the
 #: router's own packets, which leave through POSTROUTING too).
@@ -120,10 +120,6 @@ def _answered(result: Any) -> bool:
         return bool(result.received)
     outcome = getattr(result, "outcome", None)
     return getattr(outcome, "value", "") in ("ok", "refused")
-
-
-def counted_packets(station: Station) -> int:
-    return sum(f.packets for f in station.facts if isinstance(f, Counted | FellThrough))
 
 
 def recent_walks() -> list[Walk]:
