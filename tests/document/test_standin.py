@@ -16,6 +16,7 @@ import podman.errors
 import pytest
 
 from pytest_vlanlb.host.image import ImageRecipe, ensure_alpine_standin, ensure_image
+from pytest_vlanlb.host.naming import RunNames
 from pytest_vlanlb.podman.settings import ULIMITS
 
 #: A reply (127.0.0.1) and silence (a neighbour that is not there, behind a veth of its own).
@@ -48,7 +49,9 @@ def run(vlanlb_podman, image: str, net_raw: bool, ping_groups: str = "0 0") -> s
         cap_add=["NET_ADMIN"],
         cap_drop=[] if net_raw else [CAP_NET_RAW],
         ulimits=ULIMITS,
-        labels={"vlanlb.test": "standin"},
+        # A run's labels: a run killed while this container lives leaves it to the next
+        # run's sweep of dead runs, like any lab of its.
+        labels=RunNames.new().labels(**{"vlanlb.test": "standin"}),
     )
     try:
         container.start()

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,22 +215,34 @@ def remove_student_lab(client, lab: StudentLab) -> None:
 @pytest.fixture(scope="session")
 def student_labs(vlanlb_podman, alpine_like_image):
     """One student-like lab per variant, side by side (own segments, same addresses)."""
-    client = vlanlb_podman.client()
-    remove_leftovers(client)
-    node_image = ImageRecipe().tag
+    remove_leftovers(vlanlb_podman.client())
+    images = {"busybox": alpine_like_image, "node": ImageRecipe().tag}
+
+    def build(variant):
+        return build_student_lab(
+            vlanlb_podman.client(),  # a client each: the builds run side by side
+            f"st-{variant}-",
+            images[VARIANTS[variant].router_image],
+            images[VARIANTS[variant].client_image],
+            alpine_like_image,
+            variant,
+        )
+
+    # Side by side: a lab's build mostly waits for podman (conmon, netavark), and under TCG
+    # sixteen of them one after another took minutes.
     labs = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {variant: pool.submit(build, variant) for variant in VARIANTS}
+        errors = []
+        for variant, future in futures.items():
+            try:
+                labs[variant] = future.result()
+            except BaseException as error:  # the others are still removed below
+                errors.append(error)
     try:
-        for variant in VARIANTS:
-            images = {"busybox": alpine_like_image, "node": node_image}
-            labs[variant] = build_student_lab(
-                client,
-                f"st-{variant}-",
-                images[VARIANTS[variant].router_image],
-                images[VARIANTS[variant].client_image],
-                alpine_like_image,
-                variant,
-            )
+        if errors:
+            raise errors[0]
         yield labs
     finally:
-        for lab in labs.values():
-            remove_student_lab(client, lab)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda lab: remove_student_lab(lab.client, lab), labs.values()))

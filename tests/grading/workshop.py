@@ -3,6 +3,7 @@ workshop's own names (eth1, eth2, the basic topology's addresses), as shell line
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,15 @@ VARIANTS: dict[str, Variant] = {
     "paused-b": Variant(COMPLETE, paused=("b",)),
     "hanging-ping": Variant(COMPLETE, afterwards=(("a", HANGING_PING),), client_image="node"),
 }
+#: `VLANLB_GRADING_VARIANTS=a,b,...` builds and grades only those labs: a VM guest under TCG
+#: (scripts/vm/guest-checks) grades the ones whose podman state or exec behaviour a podman
+#: version could change; the host grades all of them.
+if chosen := os.environ.get("VLANLB_GRADING_VARIANTS"):
+    unknown = sorted(set(chosen.split(",")) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"VLANLB_GRADING_VARIANTS: unknown {unknown}; known: {list(VARIANTS)}")
+    VARIANTS = {name: VARIANTS[name] for name in chosen.split(",")}
+
 #: The seven usual mistakes (and none), graded as before the hostile ones were added.
 USUAL = (
     "no-iptables",
