@@ -34,8 +34,12 @@ from .counters import Counters, Move, diff, explain, snapshot
 Readings = dict[str, Counters | None]
 
 #: How often the counters are read while a negative probe waits (each reading is two
-#: commands through the router's shell, a few milliseconds).
+#: commands through the router's shell, a few milliseconds here) ...
 EVIDENCE_POLL = 0.005
+#: ... but never more than a third of the time: where a reading is slow (a guest under TCG
+#: takes a few hundred milliseconds), back-to-back readings took the CPU the probe's own
+#: packets needed, and the main job ran 25 % slower there than with no settling at all.
+READING_SHARE = 3.0
 
 
 def drops(before: Readings, after: Readings) -> list[Move]:
@@ -91,12 +95,15 @@ class _Watch:
         self.members: dict[int, int] = {}  # probe -> packets it sends
         self.credited = 0  # packets of probes that left since `before`, counted as dropped
         self.departed = 0  # those probes: the drops since `before` settle them too
-        self.reading: tuple[float, Readings] | None = None
+        self.reading: tuple[float, list[Move]] | None = None  # when, and the drops by then
+        self.cost = 0.0  # how long the last reading took
 
     def join(self, probe: int, packets: int) -> None:
         with self.lock:
             if not self.members:
+                started = time.perf_counter()
                 self.before, self.reading = read(self.routers), None
+                self.cost = time.perf_counter() - started
                 self.credited = self.departed = 0
             self.members[probe] = packets
 
@@ -113,10 +120,12 @@ class _Watch:
             # not change what the drops are said to have settled.
             together = len(self.members) + self.departed
             now = time.perf_counter()
-            if self.reading is None or now - self.reading[0] >= EVIDENCE_POLL:
-                self.reading = (now, read(self.routers))  # one reading serves every member
-            after = self.reading[1]
-        moves = drops(before, after)
+            due = max(EVIDENCE_POLL, READING_SHARE * self.cost)
+            if self.reading is None or now - self.reading[0] >= due:
+                readings = read(self.routers)  # one reading serves every member
+                self.cost = time.perf_counter() - now
+                self.reading = (now, drops(before, readings))
+            moves = self.reading[1]
         if sum(m.packets for m in moves) - credited >= max(owed, 1):
             return moves, together
         return None
