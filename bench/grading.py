@@ -37,7 +37,7 @@ from grading.conftest import (  # noqa: E402  (the student-like labs of the grad
     busybox_rootfs,
     remove_student_lab,
 )
-from grading.workshop import USUAL, VARIANTS  # noqa: E402
+from grading.workshop import ALL_VARIANTS, USUAL  # noqa: E402
 from sessions import drain, sessions_since  # noqa: E402  (bench/sessions.py)
 
 from pytest_vlanlb.host.image import ImageRecipe, import_rootfs  # noqa: E402
@@ -72,7 +72,7 @@ def student_labs(api: PodmanApi, students: int) -> Iterator[dict[str, StudentLab
     try:
         for number in range(1, students + 1):
             variant = USUAL[(number - 1) % len(USUAL)]
-            router = busybox if VARIANTS[variant].router_image == "busybox" else node
+            router = busybox if ALL_VARIANTS[variant].router_image == "busybox" else node
             name = f"s{number:02d}"
             labs[name] = build_student_lab(
                 client, f"bench-{name}-", router, busybox, busybox, variant

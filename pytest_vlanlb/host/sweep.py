@@ -68,16 +68,19 @@ class Leftover:
     kept: bool
 
 
-def _labelled(client: podman.PodmanClient) -> list[tuple[Leftover, str]]:
-    """Every object any run of ours made, with its owner token."""
+def _labelled(client: podman.PodmanClient, run_id: str | None = None) -> list[tuple[Leftover, str]]:
+    """Every object any run of ours made (or one run's), with its owner token."""
+    # One run's objects are listed by their label: a listing of every run's would race with
+    # other runs removing theirs at the same moment (podman fails such a list).
+    label = LABEL_RUN if run_id is None else f"{LABEL_RUN}={run_id}"
     found = []
-    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+    for container in client.containers.list(all=True, filters={"label": label}):
         labels = container.labels or {}
         item = Leftover(
             "container", str(container.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
         )
         found.append((item, labels.get(LABEL_OWNER, "")))
-    for network in client.networks.list(filters={"label": LABEL_RUN}):
+    for network in client.networks.list(filters={"label": label}):
         labels = network.attrs.get("labels") or {}
         item = Leftover(
             "network", str(network.name), labels[LABEL_RUN], labels.get(LABEL_KEEP) == "1"
@@ -125,7 +128,7 @@ def select_leftovers(
 def remove_run(client: podman.PodmanClient, run_id: str) -> list[Leftover]:
     """Remove everything labelled with one run id, whoever owns it (a run cleaning up after
     itself when its own bookkeeping is incomplete, e.g. a build that failed half way)."""
-    chosen = [item for item, _owner in _labelled(client) if item.run_id == run_id]
+    chosen = [item for item, _owner in _labelled(client, run_id) if item.run_id == run_id]
     _remove(client, chosen)
     return chosen
 

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from pytest_vlanlb.podman.api import podman_api
 from pytest_vlanlb.podman.lookup import container_named, network_named
 from pytest_vlanlb.podman.settings import ULIMITS
 
-from .workshop import VARIANTS
+from .workshop import ALL_VARIANTS, VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
@@ -194,7 +194,7 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
             networks={f"{prefix}{network}": {"static_ips": [address]}},
             **common,
         ).start()
-    typed = VARIANTS[variant]
+    typed = ALL_VARIANTS[variant]
     if typed.server:
         lab.type("b", typed.server, detach=True)
     for command in typed.router:
@@ -222,27 +222,25 @@ def student_labs(vlanlb_podman, alpine_like_image):
         return build_student_lab(
             vlanlb_podman.client(),  # a client each: the builds run side by side
             f"st-{variant}-",
-            images[VARIANTS[variant].router_image],
-            images[VARIANTS[variant].client_image],
+            images[ALL_VARIANTS[variant].router_image],
+            images[ALL_VARIANTS[variant].client_image],
             alpine_like_image,
             variant,
         )
 
     # Side by side: a lab's build mostly waits for podman (conmon, netavark), and under TCG
-    # sixteen of them one after another took minutes.
-    labs = {}
+    # fifteen of them one after another took minutes.
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {variant: pool.submit(build, variant) for variant in VARIANTS}
-        errors = []
-        for variant, future in futures.items():
-            try:
-                labs[variant] = future.result()
-            except BaseException as error:  # the others are still removed below
-                errors.append(error)
-    try:
-        if errors:
-            raise errors[0]
-        yield labs
-    finally:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda lab: remove_student_lab(lab.client, lab), labs.values()))
+        try:
+            wait(futures.values())  # an interrupt here still removes what was built
+            labs = {variant: future.result() for variant, future in futures.items()}
+            yield labs
+        finally:
+            for future in futures.values():
+                future.cancel()  # those not begun
+            wait(futures.values())
+            built = [
+                f.result() for f in futures.values() if not f.cancelled() and not f.exception()
+            ]
+            list(pool.map(lambda lab: remove_student_lab(lab.client, lab), built))

@@ -61,5 +61,6 @@ def test_the_checks_a_kernel_failure_cut_short_are_booted_once_more(tmp_path, mo
     assert result.passed
     assert result.checks["wire"] == ("passed", 50.0)
     assert "kernel failed" in result.note
+    assert "Oops: int3" in result.earlier_failure
     kept = tmp_path / "debian-13-kernel-failure.log"
     assert kept.read_text() == CONSOLE  # the first console is kept beside the second
