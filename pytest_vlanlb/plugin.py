@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +9,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .errors import VlanlbError
-from .util.options import BY_NAME, OPTIONS, add_options, on_command_line, option, progress_writer
+from .util.options import (
+    BY_NAME,
+    OPTIONS,
+    add_options,
+    drawings_folder,
+    on_command_line,
+    option,
+    progress_writer,
+)
 
 # Only what a run that never uses the plugin needs is imported here: podman-py, YAML, the lab
 # and the modes are imported when first used (a project with the plugin installed pays
@@ -218,28 +225,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _add_walks(item: pytest.Item, report: pytest.TestReport) -> None:
     """A failing lab test's observations drawn (where its packets went), paths in its text:
     beside the junit XML where there is one, else in pytest's temporary folder."""
-    from .observation.drawing import write_walks
+    from .observation.drawing import walks_drawn
     from .observation.walk import recent_walks
     from .observation.words import default_language
 
     walks = recent_walks()
-    if not walks:
-        return
-    junit = item.config.getoption("xmlpath", None)
-    temporary = getattr(item.config, "_tmp_path_factory", None)  # absent with -p no:tmpdir
-    if junit:
-        base = Path(junit).parent
-    elif temporary is not None:
-        base = temporary.getbasetemp()
-    else:
-        base = Path(tempfile.gettempdir())
-    try:
-        paths = write_walks(walks, base / "vlanlb-walks", item.nodeid, default_language())
-    except Exception as exc:
-        said = f"not drawn: {exc}"
-    else:
-        said = "\n".join(str(p) for p in paths)
-    report.longrepr.addsection("where the packets went", said)  # type: ignore[union-attr]
+    if walks:
+        said = walks_drawn(walks, drawings_folder(item.config), item.nodeid, default_language())
+        report.longrepr.addsection("where the packets went", said)  # type: ignore[union-attr]
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from podman.errors import APIError, NotFound
 
 from ..observation.counters import Move, diff, explain, snapshot
 from ..observation.settling import Readings
+from ..observation.walk import Walk, walk_through
 from ..podman.container import Container
 from ..podman.lookup import container_named
 
@@ -53,6 +54,18 @@ def diagnose(before: Readings, after: Readings, written: list[Written]) -> list[
         lines.append(f"{router} counters while it ran: {explain(moves)}")
         lines += blame(moves, written)
     return lines
+
+
+def walks(before: Readings, after: Readings, command: str, answered: bool) -> list[Walk]:
+    """The failed probe's walk through each router whose counters moved while it ran; through
+    every readable router when none moved (its packets were lost before any counter)."""
+    moved = {}
+    for router, old in before.items():
+        new = after.get(router)
+        if old is not None and new is not None:
+            moved[router] = diff(old, new)
+    chosen = {router: moves for router, moves in moved.items() if moves} or moved
+    return [walk_through(moves, router, [command], answered) for router, moves in chosen.items()]
 
 
 def blame(moves: list[Move], written: list[Written]) -> list[str]:

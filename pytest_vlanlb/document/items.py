@@ -12,13 +12,17 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from textwrap import indent
 from typing import Any
 
 import pytest
 
 from ..errors import PreflightError, VlanlbError
 from ..host.preflight import preflight
+from ..observation.drawing import walks_drawn
+from ..observation.words import default_language
 from ..podman.api import api_version
+from ..util.options import drawings_folder
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .model import StepVerdict
@@ -90,6 +94,11 @@ class DocumentStep(pytest.Item):
         if verdict.all_skipped:
             pytest.skip("; ".join(sorted({o.plan.reason for o in verdict.outcomes})))
         if not verdict.passed:
+            walks = [walk for outcome in verdict.outcomes for walk in outcome.walks]
+            if walks:
+                folder, language = drawings_folder(self.config), default_language()
+                drawn = walks_drawn(walks, folder, self.nodeid, language)
+                text += "\n  where the packets went:\n" + indent(drawn, "    ")
             raise StepFailure(verdict, text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

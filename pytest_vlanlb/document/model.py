@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..observation.walk import Walk
 from .bash import Command
 from .mapping import Action, Plan, RuleWrite
 from .markdown import Fence, Section
@@ -49,6 +50,7 @@ class Outcome:
     expected_status: str = ""
     checks: list[tuple[Promise, Check]] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
+    walks: list[Walk] = field(default_factory=list)  # a failed probe's, through each router
     allowed: Allowance | None = None  # the words that let its failure pass
 
     @property

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..observation.drawing import said_walk
+from ..observation.words import default_language
 from .diagnosis import one_line
 from .mapping import Action
 from .model import Outcome, StepVerdict
@@ -94,6 +96,7 @@ def as_data(verdict: StepVerdict) -> dict[str, Any]:
                 "allowed_by": o.allowed.words if o.allowed else None,
                 "not_understood": o.typed.not_understood,
                 "diagnosis": o.diagnosis,
+                "walks": [said_walk(walk, default_language()) for walk in o.walks],
                 "failed": o.failed,
             }
             for o in verdict.outcomes

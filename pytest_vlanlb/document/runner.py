@@ -29,7 +29,7 @@ from ..host.naming import RunNames, kept_message
 from ..host.wires import kernel_supports_8021q
 from ..podman.lookup import container_named
 from .bash import ShellSyntaxError, split_commands
-from .diagnosis import diagnose, read_counters
+from .diagnosis import diagnose, read_counters, walks
 from .launcher import SandboxEnded, Started
 from .mapping import Action, Plan, RunContext, interface_vocabulary, plan_command
 from .markdown import Document, Element, Fence, Prose, Section
@@ -259,6 +259,8 @@ class DocumentRun:
         if outcome.failed and watch is not None and watch.before:
             after = watch.after or read_counters(self.client, routers)
             outcome.diagnosis = diagnose(watch.before, after, self.written)
+            answered = observed.status == 0  # a reply, or an answer that said the wrong thing
+            outcome.walks = walks(watch.before, after, typed.source, answered)
         return outcome
 
     def _emulate(self, plan: Plan) -> Observed:

@@ -269,3 +269,13 @@ def write_walks(walks: Sequence[Walk], folder: Path, name: str, language: str) -
         path.write_text(render_svg(walk_dot(walk, language)), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def walks_drawn(walks: Sequence[Walk], folder: Path, name: str, language: str) -> str:
+    """A failure's walks drawn (`write_walks`): their paths, one a line, or why they were not
+    (a drawing that fails must never turn a failure into an internal error)."""
+    try:
+        paths = write_walks(walks, folder, name, language)
+    except Exception as exc:
+        return f"not drawn: {exc}"
+    return "\n".join(str(p) for p in paths)

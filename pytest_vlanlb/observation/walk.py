@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .counters import Observation, observed, story
+from .counters import Move, Observation, observed, story
 from .words import KERNEL, Fact, Picked
 
 #: The stations of a walk through a router, in the order a packet meets them (OUTPUT: the
@@ -96,13 +96,20 @@ def walk_of(
     always (every forwarded packet is routed), in hook order. `probes`: the results whose
     packets are walked (default: all the observation's; a probe the router made itself, as
     grading's "is b there at all?", is not the client's)."""
-    facts = story(observation.moves)
-    by_hook: dict[str, list[Fact]] = {hook: [] for hook in HOOKS}
-    for fact in facts:
-        by_hook[hook_of(fact)].append(fact)
     if probes is None:
         seen = observation.result
         probes = list(seen) if isinstance(seen, list | tuple) else [seen]
+    return walk_through(observation.moves, router, probes, any(_answered(r) for r in probes))
+
+
+def walk_through(moves: Sequence[Move], router: str, probes: Sequence[Any], answered: bool) -> Walk:
+    """The walk of `probes` through `router` from the counters that moved while they ran:
+    the stations whose counters moved, ROUTING always (every forwarded packet is routed),
+    in hook order. `probes`: their results, or the commands as typed (document mode)."""
+    facts = story(list(moves))
+    by_hook: dict[str, list[Fact]] = {hook: [] for hook in HOOKS}
+    for fact in facts:
+        by_hook[hook_of(fact)].append(fact)
     stations = []
     stopped = False
     for hook in HOOKS:
@@ -112,7 +119,7 @@ def walk_of(
         verdict = "drop" if "drop" in verdicts else "reject" if verdicts else ""
         stations.append(Station(hook, tuple(by_hook[hook]), "" if stopped else verdict))
         stopped = stopped or bool(verdict)
-    return Walk(router, tuple(probes), tuple(stations), any(_answered(r) for r in probes))
+    return Walk(router, tuple(probes), tuple(stations), answered)
 
 
 def _answered(result: Any) -> bool:

@@ -4,8 +4,10 @@ file), and progress lines written where pytest prints (past its output capture).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +195,18 @@ def progress_writer(config: pytest.Config) -> Progress:
                 reporter.write_line(f"[vlanlb] {line}")
 
     return write
+
+
+def drawings_folder(config: pytest.Config) -> Path:
+    """Where a run writes what it draws (the walks of failures): `vlanlb-walks` beside the
+    junit XML where there is one (a CI job keeps that folder), else in pytest's temporary
+    folder, else the system's."""
+    junit = config.getoption("xmlpath", None)
+    temporary = getattr(config, "_tmp_path_factory", None)  # absent with -p no:tmpdir
+    if junit:
+        base = Path(junit).parent
+    elif temporary is not None:
+        base = temporary.getbasetemp()
+    else:
+        base = Path(tempfile.gettempdir())
+    return base / "vlanlb-walks"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -72,6 +73,18 @@ def run_documents(pytester, documents: dict[str, str], *args: str):
     return result, outcomes, reports, before.differences(host_state())
 
 
+def step_walks(junit: Path) -> dict[str, list[dict]]:
+    """Each step's walks (its failed probes'), from the verdicts' JSON in the junit XML."""
+    found: dict[str, list[dict]] = {}
+    for case in ET.parse(junit).iter("testcase"):
+        for prop in case.iter("property"):
+            if prop.get("name") == STEP_PROPERTY:
+                data = json.loads(prop.get("value") or "")
+                nodeid = f"{case.get('classname')}::{case.get('name')}"
+                found[nodeid] = [w for c in data["commands"] for w in c["walks"]]
+    return found
+
+
 def read(workshop: Path, name: str) -> str:
     return (workshop / name).read_text(encoding="utf-8")
 
@@ -88,6 +101,7 @@ def test_documents_as_published(pytester, workshop, language, monkeypatch):
     result, outcomes, reports, left = run_documents(
         pytester, {vlan: read(workshop, vlan), k8s: read(workshop, k8s)}, "-rA"
     )
+    walks = step_walks(pytester.path / "report.xml")
     # Step 1's `type vlan` runs as written where the kernel has 8021q (the VM tier's guests),
     # and is emulated, saying so, where it has not (this host).
     emulated = "emulated: this kernel has no 8021q" in "\n".join(result.outlines)
@@ -101,6 +115,22 @@ def test_documents_as_published(pytester, workshop, language, monkeypatch):
     assert "dropped by filter FORWARD rule 1 `-i eth1 -o eth2 -j DROP` after DNAT" in report
     assert f"written by {k8s}::step-2 line 86" in report
     assert f"iptables -I FORWARD {DNAT_AWARE_DROP}`" in report
+    # Where the curl's packets went: DNAT'ed in PREROUTING, dropped by FORWARD rule 1.
+    drawn = report.split("where the packets went:\n", 1)[1].split()
+    if shutil.which("dot"):
+        assert len(drawn) == 1, report
+        svg = Path(drawn[0]).read_text(encoding="utf-8")
+        assert "✗ DROPPED HERE" in svg
+        assert "filter FORWARD rule 1" in svg
+        assert "curl http://192.168.10.100" in svg
+    else:  # a VM guest has no graphviz: one line naming it, the failure itself unchanged
+        assert " ".join(drawn).startswith("not drawn:"), report
+        assert "graphviz" in report
+    assert [s["hook"] for s in walks[f"{k8s}::step-6"][0]["stations"]] == [
+        "PREROUTING",
+        "ROUTING",
+        "FORWARD",
+    ]
     assert not left
     page = summary.read_text(encoding="utf-8")
     assert page.startswith("earlier steps of the job\n## vlanlb documents: 14 of 15 steps")

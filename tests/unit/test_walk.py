@@ -7,6 +7,7 @@ import html
 import re
 from pathlib import Path
 
+from pytest_vlanlb.document.diagnosis import walks as document_walks
 from pytest_vlanlb.host.graphviz import render_svg
 from pytest_vlanlb.observation.counters import (
     KERNEL_DROPS,
@@ -16,7 +17,7 @@ from pytest_vlanlb.observation.counters import (
     parse_nft,
     parse_snmp,
 )
-from pytest_vlanlb.observation.drawing import walk_dot
+from pytest_vlanlb.observation.drawing import said_walk, walk_dot
 from pytest_vlanlb.observation.probes import HttpOutcome, HttpResult, PingResult
 from pytest_vlanlb.observation.walk import walk_of
 
@@ -139,3 +140,31 @@ def test_a_students_own_nft_chain_is_placed_at_the_hook_it_declares():
     before, after = (parse_nft(listing.replace("{n}", n)) for n in ("0", "2"))
     walk = walk_of(Observation(TIMEOUT, diff(before, after)), "router")
     assert [(s.hook, s.stopped) for s in walk.stations] == [("ROUTING", ""), ("FORWARD", "drop")]
+
+
+def test_a_documents_failed_probe_walks_the_routers_whose_counters_moved():
+    """Document mode's walk: the command as typed is what was sent; of two routers, the one
+    whose counters did not move is not drawn (its packets never went there)."""
+    before = {
+        "router": parse_counters((DUMPS / "defect_before.txt").read_text()),
+        "router2": parse_counters((DUMPS / "defect_before.txt").read_text()),
+        "gone": None,  # its counters could not be read
+    }
+    after = {
+        "router": parse_counters((DUMPS / "defect_after.txt").read_text()),
+        "router2": before["router2"],
+        "gone": None,
+    }
+    walks = document_walks(before, after, "curl http://192.168.10.100", answered=False)
+    assert [w.router for w in walks] == ["router"]
+    assert [s.hook for s in walks[0].stations] == ["PREROUTING", "ROUTING", "FORWARD"]
+    assert walks[0].end == "not-reached"
+    said = said_walk(walks[0])
+    assert said["sent"] == ["curl http://192.168.10.100"]
+    shown = "\n".join(texts(render_svg(walk_dot(walks[0]))))
+    assert "curl http://192.168.10.100" in shown
+    assert "✗ DROPPED HERE" in shown
+    # No router counted anything: each readable one is walked (lost before any counter).
+    still = document_walks(before, before, "ping -c 1 192.168.20.20", answered=False)
+    assert [w.router for w in still] == ["router", "router2"]
+    assert {w.end for w in still} == {"no-answer"}
