@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import podman
 from podman.errors import APIError, NotFound
 
-from ..observation.counters import Move, diff, explain, snapshot
-from ..observation.settling import Readings
+from ..observation.counters import Move, explain, snapshot
+from ..observation.settling import Readings, moved
 from ..observation.walk import Walk, walk_through
 from ..podman.container import Container
 from ..podman.lookup import container_named
@@ -45,12 +45,10 @@ def diagnose(before: Readings, after: Readings, written: list[Written]) -> list[
     """What the routers' counters saw while the failed probe ran: where its packets went,
     which step wrote the rule that took them, and the fix."""
     lines = []
-    for router, old in before.items():
-        new = after.get(router)
-        if old is None or new is None:
+    for router, moves in moved(before, after).items():
+        if moves is None:
             lines.append(f"{router}: its packet counters cannot be read (iptables-save)")
             continue
-        moves = diff(old, new)
         lines.append(f"{router} counters while it ran: {explain(moves)}")
         lines += blame(moves, written)
     return lines
@@ -59,12 +57,8 @@ def diagnose(before: Readings, after: Readings, written: list[Written]) -> list[
 def walks(before: Readings, after: Readings, command: str, answered: bool) -> list[Walk]:
     """The failed probe's walk through each router whose counters moved while it ran; through
     every readable router when none moved (its packets were lost before any counter)."""
-    moved = {}
-    for router, old in before.items():
-        new = after.get(router)
-        if old is not None and new is not None:
-            moved[router] = diff(old, new)
-    chosen = {router: moves for router, moves in moved.items() if moves} or moved
+    readable = {r: moves for r, moves in moved(before, after).items() if moves is not None}
+    chosen = {router: moves for router, moves in readable.items() if moves} or readable
     return [walk_through(moves, router, [command], answered) for router, moves in chosen.items()]
 
 

@@ -42,16 +42,21 @@ EVIDENCE_POLL = 0.005
 READING_SHARE = 3.0
 
 
+def moved(before: Readings, after: Readings) -> dict[str, list[Move] | None]:
+    """Each router's counters that moved between two readings; None where either reading
+    could not be made."""
+    changes: dict[str, list[Move] | None] = {}
+    for router, old in before.items():
+        new = after.get(router)
+        changes[router] = None if old is None or new is None else diff(old, new)
+    return changes
+
+
 def drops(before: Readings, after: Readings) -> list[Move]:
     """The drops the routers counted between two readings: filter DROP rules and policies,
     nft `drop` statements (a REJECT answers, so the probe ends by itself)."""
-    moves: list[Move] = []
-    for router, old in before.items():
-        new = after.get(router)
-        if old is None or new is None:
-            continue
-        moves += [m for m in diff(old, new) if is_drop(m)]
-    return moves
+    changes = moved(before, after).values()
+    return [m for moves in changes if moves is not None for m in moves if is_drop(m)]
 
 
 def is_drop(move: Move) -> bool:
