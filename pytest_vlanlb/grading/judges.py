@@ -99,10 +99,17 @@ def firewall(lab: StudentLab, hints: Hints, v: Verdict) -> None:
     curl = "curl" in lab.tools(Role.CLIENT)
 
     def probes() -> tuple[PingResult, HttpResult, PingResult]:
+        # Both must go unanswered: each stops as soon as the router counts it dropped.
         pinged, got, b_up = run_together(
-            lambda: silent_ping(a, lab.backend, lab.say),
+            lambda: silent_ping(a, lab.backend, lab.say, evidence=[router]),
             lambda: get(
-                a, lab.backend_url, lab.say, curl=curl, timeout=SILENCE, retry_refused=False
+                a,
+                lab.backend_url,
+                lab.say,
+                curl=curl,
+                timeout=SILENCE,
+                retry_refused=False,
+                evidence=[router],
             ),
             lambda: ping_portable(router, lab.backend),  # is b there at all?
         )

@@ -145,13 +145,13 @@ def classify_curl(rc: int, stderr: str) -> HttpOutcome:
     return HttpOutcome.ERROR
 
 
-def _curl_argv(url: str, timeout: float) -> list[str]:
+def curl_argv(url: str, timeout: float) -> list[str]:
     # curl's own clock: the exec around it can be slow on a loaded machine, curl's is not.
     timing = "%{stderr}" + CURL_TIME + "%{time_total}\n"
     return ["curl", "-sS", "-v", "--max-time", f"{timeout:g}", "-w", timing, url]
 
 
-def _http_result(url: str, rc: int, stdout: str, stderr: str, elapsed: float) -> HttpResult:
+def http_result(url: str, rc: int, stdout: str, stderr: str, elapsed: float) -> HttpResult:
     stderr_lines = stderr.splitlines()
     for line in stderr_lines:
         if line.startswith(CURL_TIME):
@@ -164,9 +164,9 @@ def _http_result(url: str, rc: int, stdout: str, stderr: str, elapsed: float) ->
 
 def http_get(node: Container, url: str, *, timeout: float = POSITIVE_WAIT) -> HttpResult:
     start = time.perf_counter()
-    result = node.exec(*_curl_argv(url, timeout))
+    result = node.exec(*curl_argv(url, timeout))
     elapsed = time.perf_counter() - start
-    return _http_result(url, result.rc, result.stdout, result.stderr, elapsed)
+    return http_result(url, result.rc, result.stdout, result.stderr, elapsed)
 
 
 def http_get_negative(
@@ -181,12 +181,12 @@ def http_get_negative(
     """
     run = silent_exec(
         node,
-        _curl_argv(url, NEGATIVE_WAIT),
+        curl_argv(url, NEGATIVE_WAIT),
         packets=1,
         window=NEGATIVE_WAIT,
         evidence=evidence,
     )
-    got = _http_result(url, run.result.rc, run.result.stdout, run.result.stderr, run.elapsed)
+    got = http_result(url, run.result.rc, run.result.stdout, run.result.stderr, run.elapsed)
     # An answer that came before the stop stays an answer (the drops were another probe's).
     if not run.drops or got.outcome not in (HttpOutcome.TIMEOUT, HttpOutcome.ERROR):
         return got

@@ -21,7 +21,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -93,8 +93,9 @@ class _Watch:
     """The negative probes in flight on one set of routers, and the counters since the
     first of them began."""
 
-    def __init__(self, routers: Sequence[Container]) -> None:
+    def __init__(self, routers: Sequence[Container], kernel: bool) -> None:
         self.routers = list(routers)
+        self.kernel = kernel
         self.lock = threading.Lock()
         self.before: Readings = {}
         self.members: dict[int, int] = {}  # probe -> packets it sends
@@ -107,7 +108,7 @@ class _Watch:
         with self.lock:
             if not self.members:
                 started = time.perf_counter()
-                self.before, self.reading = read(self.routers), None
+                self.before, self.reading = read(self.routers, kernel=self.kernel), None
                 self.cost = time.perf_counter() - started
                 self.credited = self.departed = 0
             self.members[probe] = packets
@@ -127,7 +128,7 @@ class _Watch:
             now = time.perf_counter()
             due = max(EVIDENCE_POLL, READING_SHARE * self.cost)
             if self.reading is None or now - self.reading[0] >= due:
-                readings = read(self.routers)  # one reading serves every member
+                readings = read(self.routers, kernel=self.kernel)  # one serves every member
                 self.cost = time.perf_counter() - now
                 self.reading = (now, drops(before, readings))
             moves = self.reading[1]
@@ -143,10 +144,10 @@ _watches_lock = threading.Lock()
 _probes = itertools.count()
 
 
-def _join(routers: Sequence[Container], probe: int, packets: int) -> _Watch:
+def _join(routers: Sequence[Container], probe: int, packets: int, kernel: bool = True) -> _Watch:
     key = tuple(sorted(id(r) for r in routers))
     with _watches_lock:
-        watch = _watches.setdefault(key, _Watch(routers))
+        watch = _watches.setdefault(key, _Watch(routers, kernel))
         watch.join(probe, packets)
         return watch
 
@@ -159,10 +160,11 @@ def _leave(watch: _Watch, probe: int) -> None:
             _watches.pop(key, None)
 
 
-def read(routers: Sequence[Container]) -> Readings:
-    """Each router's counters; None where nothing could be read (a failed `iptables-save`
-    reads as no counters at all, and against it every counter would seem to have moved)."""
-    return {r.container_name: snapshot(r) or None for r in routers}
+def read(routers: Sequence[Container], *, kernel: bool = True) -> Readings:
+    """Each router's counters (`kernel`: the kernel's drop counters too); None where nothing
+    could be read (a failed `iptables-save` reads as no counters at all, and against it
+    every counter would seem to have moved)."""
+    return {r.container_name: snapshot(r, kernel=kernel) or None for r in routers}
 
 
 def silent_exec(
@@ -172,27 +174,36 @@ def silent_exec(
     packets: int,
     window: float,
     evidence: Sequence[Container],
+    run: Callable[..., ExecResult] | None = None,
+    stop_signal: str = "INT",
+    kernel: bool = True,
 ) -> Silenced:
     """`argv` in `node`, stopped early once `evidence`'s counters show its `packets` (and
     those of the negative probes in flight beside it) dropped. `window`: how long the probe
-    runs by itself at most (its own timeout)."""
+    runs by itself at most (its own timeout). `run` runs an argv in the node (`node.exec`
+    unless given: the grader bounds its probes by wall time). `stop_signal`: INT lets ping
+    print its statistics; a command the grader's wrapper runs in the background ignores
+    INT (as sh makes every background job) unless it sets its own handler, as wget does
+    not, so the grader stops a GET with TERM. `kernel=False` reads the rules' counters
+    only (a student's router: one bounded command less per reading)."""
+    execute = run or node.exec
     start = time.perf_counter()
     if not evidence:
-        return Silenced(node.exec(*argv), [], 1, time.perf_counter() - start)
+        return Silenced(execute(*argv), [], 1, time.perf_counter() - start)
     # The probe carries a mark in its environment, found again in /proc to stop it: nothing
     # is written in the node (a student's container is only read).
     mark = f"VLANLB_PROBE={secrets.token_hex(6)}"
     stop = (
-        f'for p in /proc/[0-9]*; do grep -qs {mark} "$p/environ" && kill -INT "${{p#/proc/}}"; '
-        "done; true"
+        f'for p in /proc/[0-9]*; do grep -qs {mark} "$p/environ" && '
+        f'kill -{stop_signal} "${{p#/proc/}}"; done; true'
     )
     probe = next(_probes)
-    watch = _join(evidence, probe, packets)
+    watch = _join(evidence, probe, packets, kernel)
     settled: tuple[list[Move], int] | None = None
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             start = time.perf_counter()
-            running = pool.submit(node.exec, "env", mark, *argv)
+            running = pool.submit(execute, "env", mark, *argv)
 
             def evidence_came() -> bool:
                 nonlocal settled

@@ -183,6 +183,20 @@ def test_steps_sharing_a_probe_saw_the_same_request(graded):
         assert seen == evidence_line(steps["vip-curl"], "router: "), variant
 
 
+def test_step2s_probes_stop_on_the_routers_drop_count(graded):
+    """A blocked a -> b is settled on evidence (the student's DROP counted both probes), as
+    the lab's negative probes are: busybox ping stopped with INT, busybox wget (which the
+    grader's wrapper runs in the background, where INT is ignored) with TERM. Without the
+    stop, each would be reported as silence after its whole window instead."""
+    step = next(s for s in graded.reports["complete"]["steps"] if s["id"] == "firewall")
+    assert step["status"] == "pass", step
+    rule = "filter FORWARD rule 1 `-i eth1 -o eth2 -m conntrack ! --ctstate DNAT -j DROP`"
+    for probe in ("from a: ping ", "from a: GET "):
+        line = evidence_line(step, probe)
+        assert "stopped on evidence" in line, line
+        assert rule in line, line
+
+
 def test_missing_curl_is_reported_with_the_workshops_apk_line(graded):
     step = next(s for s in graded.reports["complete"]["steps"] if s["id"] == "vip-curl")
     assert step["status"] == "pass"  # judged with busybox wget
