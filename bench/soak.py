@@ -74,14 +74,15 @@ def killed_run(args: list[str], seconds: float, log: Path) -> int:
 
 
 def survivors(session: int) -> list[str]:
-    """Processes still in a session (a killed run's children that did not die with it)."""
+    """Processes still in a session (a killed run's children that did not die with it); an
+    exited one waiting to be reaped (a zombie) runs nothing and is not one."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session:  # after comm: state ppid pgrp session
+        if int(fields[3]) == session and fields[0] not in ("Z", "X"):  # state ppid pgrp session
             cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             found.append(f"process {stat.parent.name} of the killed run: {cmdline[:120]}")
     return found

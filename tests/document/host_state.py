@@ -21,7 +21,9 @@ def _lines(*argv: str) -> list[str]:
 
 def sandbox_processes() -> list[str]:
     """Processes of document sandboxes as the host sees them: every one runs as a uid of the
-    sandboxes' range (their root and everything it starts, the gate included)."""
+    sandboxes' range (their root and everything it starts, the gate included). A process
+    that has exited and waits to be reaped (a zombie) runs nothing and is not counted: a
+    killed run's sandbox processes linger so for a moment after it."""
     ids = id_range()
     found = []
     for proc in Path("/proc").iterdir():
@@ -32,7 +34,10 @@ def sandbox_processes() -> list[str]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[2])
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields["State"].split()[0] in ("Z", "X"):
+            continue
+        uid = int(fields["Uid"].split()[1])
         if ids.overlaps(uid, 1):
             found.append(f"{proc.name} {b' '.join(argv).decode(errors='replace').strip()}")
     return found
@@ -62,13 +67,14 @@ class HostState:
     names: tuple[str, ...]  # hostname and NIS domain name
 
     def differences(self, later: HostState) -> dict[str, tuple[set[str], set[str]]]:
-        """field -> (gone, new), for each field that changed. A sandbox folder or cgroup that
-        is gone is a dead run's, swept by this one as designed (tests/unit/test_sandbox.py
-        proves the sweep leaves live and kept ones): only a new one is a leftover."""
+        """field -> (gone, new), for each field that changed. A sandbox folder, cgroup or
+        process that is gone is a dead run's, swept by this one as designed (or still dying
+        when the first reading was taken; tests/unit/test_sandbox.py proves the sweep leaves
+        live and kept ones): only a new one is a leftover."""
         changed = {}
         for name in self.__dataclass_fields__:
             before, after = set(getattr(self, name)), set(getattr(later, name))
-            if name in ("sandboxes", "cgroups"):
+            if name in ("sandboxes", "cgroups", "processes"):
                 before &= after  # gone: swept, not left
             if before != after:
                 changed[name] = (before - after, after - before)
