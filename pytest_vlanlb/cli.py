@@ -12,6 +12,11 @@ from . import __version__
 from .document.sandbox import enter_kept, remove_stale_sandboxes
 from .document.store import ensure_image_store, image_store, ready_store
 from .errors import PreflightError, VlanlbError
+from .grading.environments import chosen_environment
+from .grading.messages import Speaker
+from .grading.platform import check_step
+from .grading.solving import solve
+from .grading.steps import STEP_IDS
 from .host.graphviz import render_svg
 from .host.image import ImageRecipe, ensure_alpine_standin, ensure_image, standin_tag
 from .host.preflight import preflight
@@ -30,13 +35,23 @@ from .observation.words import LANGUAGES, default_language
 from .podman.api import (
     NETWORK_BACKENDS,
     api_facts,
+    connect,
     installed_network_backends,
     podman_api,
     start_api,
 )
 
 #: The commands `vlanlb --help` lists (old names it still takes are not listed).
-COMMANDS = ("setup", "build-image", "network-backends", "enter", "cleanup", "graph")
+COMMANDS = (
+    "setup",
+    "build-image",
+    "network-backends",
+    "enter",
+    "cleanup",
+    "graph",
+    "check",
+    "solve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +112,54 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument(
         "-o", dest="output", metavar="FILE", help="where to write the SVG (default: NAME.svg)"
     )
+    check = commands.add_parser(
+        "check",
+        help="grade one step of a student's lab: one line (PASS ... or FAIL: hint), exit 0 or 1, "
+        "for a lab platform's verify/check script",
+    )
+    check.add_argument("step", choices=STEP_IDS, metavar="STEP", help=", ".join(STEP_IDS))
+    solve = commands.add_parser(
+        "solve",
+        help="bring a student's lab to the workshop's state after STEP, printing each command "
+        "it runs (for a student who fell behind); never while the lab is being graded",
+    )
+    solve.add_argument(
+        "--upto", required=True, choices=STEP_IDS, metavar="STEP", help=", ".join(STEP_IDS)
+    )
+    solve.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    for command in (check, solve):
+        _student_options(command)
     return parser
+
+
+def _student_options(command: argparse.ArgumentParser) -> None:
+    """Which lab, as grading mode's options say it."""
+    command.add_argument(
+        "--vlanlb-names",
+        dest="names",
+        metavar="router=R,a=A,b=B",
+        help="the student's container names (default router, a, b)",
+    )
+    command.add_argument(
+        "--vlanlb-class",
+        dest="class_file",
+        metavar="FILE",
+        help="a class file (with --environment)",
+    )
+    command.add_argument("--environment", metavar="NAME", help="the class file's entry to use")
+    command.add_argument(
+        "--vlanlb-topology",
+        dest="topology",
+        default="basic",
+        metavar="NAME",
+        help="the workshop's topology (default: basic)",
+    )
+    command.add_argument(
+        "--vlanlb-lang", dest="lang", choices=LANGUAGES, default=None, help="ja or en"
+    )
+    command.add_argument(
+        "--vlanlb-identity", dest="identity", metavar="KEY", help="ssh key for an ssh:// --url"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "graph":
             return draw(args.topology, args.lang or default_language(), args.output)
+        if args.command in ("check", "solve"):
+            return on_student_lab(args)
         if args.command == "enter":
             enter_kept(args.run, args.argv)  # returns only when there is no such sandbox
         preflight()
@@ -148,6 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     except VlanlbError as exc:
         print(f"vlanlb: {exc}", file=sys.stderr)
         return 2
+
+
+def on_student_lab(args: argparse.Namespace) -> int:
+    """`vlanlb check STEP` and `vlanlb solve --upto STEP` on one student's lab."""
+    environment = chosen_environment(
+        args.url, STEP_IDS, args.names, args.class_file, args.environment
+    )
+    topology = load_topology(resolve_topology(args.topology, topology_dirs(Path.cwd())))
+    speaker = Speaker(args.lang or default_language())
+    api = connect(environment.url, network_backend="default", identity=args.identity)
+    try:
+        client = api.client(timeout=60)
+        if args.command == "check":
+            return check_step(environment, topology, client, args.step, speaker)
+        outcome = solve(
+            environment, topology, client, args.upto, dry_run=args.dry_run, speaker=speaker
+        )
+        for verdict in outcome.verdicts or ():
+            print(f"{speaker.status(verdict.status.value)} {verdict.id}: {verdict.title}")
+        return 0 if (outcome.solved or (args.dry_run and not outcome.unfixable)) else 1
+    finally:
+        api.stop()
 
 
 def draw(name: str, language: str, output: str | None) -> int:

@@ -10,7 +10,9 @@ early mistake does not fail everything after it.
 - `student`: a student's lab, attached to, with every probe made once;
 - `steps`: the table of steps; `judges`: how each is judged; `hints`: the commands a hint
   gives, rendered from model/commands.py; `verdict`: a step's result;
-- `items`: the pytest items (one per environment and step) and the report.
+- `items`: the pytest items (one per environment and step) and the report;
+- `solving`: `vlanlb solve`, the one part that changes a lab (the workshop's commands, for a
+  student who fell behind), and `lab_lock`, which keeps it from running while a lab is graded.
 """
 
 from .environments import NODES, Environment, load_class, parse_names

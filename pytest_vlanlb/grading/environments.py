@@ -146,3 +146,30 @@ def load_weights(data: object, steps: tuple[str, ...], source: str) -> dict[str,
             raise ClassFileError(source, f"weights.{step}", f"{weight!r}: a number, 0 or more")
         weights[str(step)] = float(weight)
     return weights
+
+
+def chosen_environment(
+    url: str | None,
+    steps: tuple[str, ...],
+    names: str | None = None,
+    class_file: str | None = None,
+    name: str | None = None,
+) -> Environment:
+    """The one lab a `vlanlb solve` or `vlanlb check` works on: a class file's entry by name,
+    or the containers --vlanlb-names gives (default router, a, b)."""
+    if class_file is None:
+        if name is not None:
+            raise VlanlbError("--environment NAME picks an entry of --vlanlb-class FILE: give both")
+        return Environment("default", url, parse_names(names))
+    if names is not None:
+        raise VlanlbError(
+            "--vlanlb-names and --vlanlb-class both say which containers: keep one of them"
+        )
+    entries = load_class(Path(class_file), url, steps)
+    known = ", ".join(e.name for e in entries)
+    if name is None:
+        raise VlanlbError(f"{class_file}: which environment? add --environment NAME ({known})")
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise VlanlbError(f"{class_file}: no environment named {name!r}; the class has {known}")

@@ -57,6 +57,15 @@ EN: dict[str, str] = {
     "ev.not_graded": "not graded",
     "hint.not_graded": "not graded in this run",
     "ev.not_graded_yet": "not graded: this run grades up to {upto}",
+    "ev.being_solved": "`vlanlb solve` is changing this lab now",
+    "hint.being_solved": (
+        "cannot judge: `vlanlb solve` is changing this lab now; grade it again when it ends"
+    ),
+    # vlanlb solve
+    "solve.would": "would run: {command}",
+    "solve.failed": "  failed ({error}); stopped here",
+    "solve.cannot": "cannot fix {step}: {why}",
+    "solve.nothing": "nothing to change: the lab is already the workshop's state up to {upto}",
     # env
     "ev.has": "{node} has {address}",
     "ev.lacks": "{node} lacks {address} (has {have})",
@@ -229,6 +238,15 @@ JA: dict[str, str] = {
     "ev.not_graded": "採点されていません",
     "hint.not_graded": "この実行では採点されていません",
     "ev.not_graded_yet": "未採点: この実行は {upto} までを採点します",
+    "ev.being_solved": "`vlanlb solve` がこの環境を変更中です",
+    "hint.being_solved": (
+        "判定できません: `vlanlb solve` がこの環境を変更中です。終わってから採点し直してください"
+    ),
+    # vlanlb solve
+    "solve.would": "実行予定: {command}",
+    "solve.failed": "  失敗しました（{error}）。ここで止めます",
+    "solve.cannot": "{step} は直せません: {why}",
+    "solve.nothing": "変更不要: この環境はすでに {upto} までのワークショップの状態です",
     "ev.has": "{node} に {address} がある",
     "ev.lacks": "{node} に {address} がない（あるのは {have}）",
     "ev.default_route": "{node}: デフォルトルートは {gateway}（ルーター）経由",

@@ -22,6 +22,7 @@ from ..podman.container import Container
 from ..podman.lookup import container_named
 from .bounded import BoundedContainer
 from .environments import Environment
+from .lab_lock import LabLock
 from .messages import Speaker
 from .probing import get
 
@@ -39,8 +40,14 @@ class StudentLab:
         topology: Topology,
         podman_client: podman.PodmanClient,
         say: Speaker | None = None,
+        *,
+        locking: bool = True,
     ) -> None:
-        self.say = say or Speaker("en")  # every word of a verdict, in the run's language
+        """With `locking` (grading), the lab's shared lock is taken on attaching: while a
+        `vlanlb solve` holds it, every step cannot be judged."""
+        self.say = say or Speaker("en")
+        self._lock = LabLock(environment) if locking else None
+        self.being_solved = False  # every word of a verdict, in the run's language
         self.environment = environment
         self.topology = topology
         self.podman = podman_client
@@ -80,10 +87,13 @@ class StudentLab:
         return self._once("nodes", self._attach)
 
     def close(self) -> None:
-        """End the shells opened in the student's containers (the containers stay)."""
+        """End the shells opened in the student's containers (the containers stay), and
+        let go of the lab."""
         if "nodes" in self._memo:
             for node in self.nodes()[0].values():
                 node.close_shells()
+        if self._lock is not None:
+            self._lock.release()
 
     def node(self, role: Role) -> BoundedContainer:
         return self.nodes()[0][role]
@@ -107,7 +117,11 @@ class StudentLab:
         return list(self._paused_said)
 
     def _attach(self) -> tuple[dict[Role, BoundedContainer], list[str]]:
-        found, problems = {}, []
+        found: dict[Role, BoundedContainer] = {}
+        problems: list[str] = []
+        if self._lock is not None and not self._lock.take(exclusive=False):
+            self.being_solved = True
+            return found, [self.say("ev.being_solved")]
         for role, spec in self.specs.items():
             name, label = self.container(role), self.node_name(role)
             try:

@@ -30,7 +30,7 @@ from pytest_vlanlb.podman.api import podman_api
 from pytest_vlanlb.podman.lookup import container_named, network_named
 from pytest_vlanlb.podman.settings import ULIMITS
 
-from .workshop import ALL_VARIANTS, VARIANTS
+from .workshop import ALL_VARIANTS, VARIANTS, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = ROOT / ".cache" / "busybox-static" / "bin" / "busybox"
@@ -194,7 +194,7 @@ def _build(client, lab, router_image, client_image, backend_image, variant):
             networks={f"{prefix}{network}": {"static_ips": [address]}},
             **common,
         ).start()
-    typed = ALL_VARIANTS[variant]
+    typed = variant if isinstance(variant, Variant) else ALL_VARIANTS[variant]
     if typed.server:
         lab.type("b", typed.server, detach=True)
     for command in typed.router:
