@@ -5,7 +5,9 @@ the same failing claim, alternating, N times each way:
   - **walked**: the probe inside `observe(router, …)`; the failure draws its walk (the
     counters read before and after, the walk laid along the hooks, graphviz's SVG written
     beside the junit XML);
-  - **plain**: the same probe, the same failure, no observation: nothing is drawn.
+  - **plain**: the same probe, the same failure, no observation: nothing is drawn;
+  - **traced**: the probe inside `traced(router, …)` (netfilter's trace of its packets, the
+    walk read from it; lab/tracing.py), nothing drawn: what the trace itself costs.
 Each test's time is its whole protocol (setup, call, the report where the walk is drawn,
 teardown), measured by a conftest hook. Usage:
 
@@ -30,20 +32,25 @@ TARGET = 0.5  # seconds a walk may add to a failing claim
 
 INNER = """
 import pytest
-from pytest_vlanlb import HttpOutcome, http_expecting, observe
+from pytest_vlanlb import HttpOutcome, http_expecting, observe, traced
 
 ROUNDS = {rounds}
 LAYERS = ["webserver", "firewall:workshop", "vip", "dnat", "snat"]
+MATCH = "ip daddr 192.168.10.100 tcp dport 80"
 
 def probe(client, router):
     return http_expecting(
         client, "http://192.168.10.100", HttpOutcome.TIMEOUT, evidence=[router])
 
-@pytest.mark.parametrize("way", ["walked", "plain"] * ROUNDS)
+@pytest.mark.parametrize("way", ["walked", "plain", "traced"] * ROUNDS)
 @pytest.mark.vlanlb(layers=LAYERS)
 def test_step6_as_written_answers(way, vlanlb_layers, vlanlb_client, vlanlb_router):
     if way == "walked":
         result = observe(vlanlb_router, lambda: probe(vlanlb_client, vlanlb_router)).result
+    elif way == "traced":
+        seen = traced(vlanlb_router, lambda: probe(vlanlb_client, vlanlb_router), MATCH)
+        assert seen.walk("router").stop is not None  # the trace saw the drop
+        result = seen.result
     else:
         result = probe(vlanlb_client, vlanlb_router)
     assert result.outcome is HttpOutcome.OK  # the workshop's claim, which the defect breaks
@@ -88,7 +95,7 @@ def main() -> int:
         )  # fmt: skip
         if not junit.exists():
             sys.exit(f"bench/walks.py: the run wrote no junit XML:\n{run.stdout[-3000:]}")
-        times: dict[str, list[float]] = {"walked": [], "plain": []}
+        times: dict[str, list[float]] = {"walked": [], "plain": [], "traced": []}
         measured = json.loads(timings.read_text())
         for case in ET.parse(junit).iter("testcase"):
             name = case.get("name") or ""
@@ -101,11 +108,14 @@ def main() -> int:
         if len(drawn) != args.rounds:
             sys.exit(f"bench/walks.py: {len(drawn)} walks drawn, not {args.rounds}")
     walked, plain = statistics.median(times["walked"]), statistics.median(times["plain"])
+    traced = statistics.median(times["traced"])
     added = walked - plain
     print(f"failing claim, walked: median {walked:.3f} s ({len(times['walked'])} runs)")
     print(f"failing claim, plain:  median {plain:.3f} s ({len(times['plain'])} runs)")
     print(f"walked / plain: {walked / plain:.2f}; the walk adds {added:.3f} s", end=" ")
     print(f"(target <= {TARGET} s: {'met' if added <= TARGET else 'MISSED'})")
+    print(f"failing claim, traced: median {traced:.3f} s; traced / plain: {traced / plain:.2f}; "
+          f"the trace adds {traced - plain:.3f} s")  # fmt: skip
     return 0
 
 

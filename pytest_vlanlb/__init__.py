@@ -1,8 +1,9 @@
 """pytest-vlanlb: the 'K8s Service (LoadBalancer) with iptables' workshop as a self-building lab.
 
 What a test of the user's own imports from here: the probes (ping, curl, their results as
-facts) and the router's counters around a probe. They are loaded on first use, so that a run
-that does not use the plugin imports none of it (nor podman-py).
+facts), the router's counters around a probe, and netfilter's trace of a probe's packets.
+They are loaded on first use, so that a run that does not use the plugin imports none of it
+(nor podman-py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .lab.tracing import Traced, traced
     from .observation.counters import Observation, observe
     from .observation.probes import (
         HttpOutcome,
@@ -30,6 +32,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Observation": "observation.counters",
     "observe": "observation.counters",
+    "Traced": "lab.tracing",
+    "traced": "lab.tracing",
     **{
         name: "observation.probes"
         for name in (
@@ -51,6 +55,7 @@ __all__ = [
     "HttpResult",
     "Observation",
     "PingResult",
+    "Traced",
     "http_expecting",
     "http_get",
     "http_get_negative",
@@ -59,6 +64,7 @@ __all__ = [
     "ping",
     "ping_lost",
     "run_together",
+    "traced",
 ]
 
 

@@ -73,14 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
             check_cni_built()  # podman 5 usually has none: one line, not an error per test
         # Each mode reads and checks its own options, imported only where one is given;
         # the plugin registers what the mode makes.
-        if on_command_line(config, "doc") or config.getini("vlanlb_doc"):
+        documenting = bool(on_command_line(config, "doc") or config.getini("vlanlb_doc"))
+        if documenting:
             from .document import mode as document_mode
 
             documents = document_mode.configure(config)
             config.pluginmanager.register(documents, documents.PLUGIN_NAME)
             config.stash[_DOCUMENTS] = documents
             config.args = []  # the documents are the tests: do not collect test folders too
-        if on_command_line(config, "grade"):
+        # --vlanlb-report and --vlanlb-lang serve document mode too
+        if on_command_line(config, "grade", besides="doc" if documenting else None):
             from .grading import mode as grading_mode
 
             grade = grading_mode.configure(config, lambda: _topology(config))

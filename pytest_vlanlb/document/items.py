@@ -20,12 +20,12 @@ import pytest
 from ..errors import PreflightError, VlanlbError
 from ..host.preflight import preflight
 from ..observation.drawing import walks_drawn
-from ..observation.words import default_language
 from ..podman.api import api_version
 from ..util.options import drawings_folder
 from .mapping import document_nics
 from .markdown import Document, Section, load_document
 from .model import StepVerdict
+from .page import write as write_page
 from .report import as_data, describe, markdown_summary
 from .runner import DocumentRun, is_runnable, typed_commands
 from .store import document_image_store
@@ -85,10 +85,10 @@ class DocumentStep(pytest.Item):
         verdict = run.run_section(self.document, self.section)
         text = describe(verdict, run.timeout)
         session.verdicts[self.nodeid] = verdict
+        data = as_data(verdict, session.language)
+        session.pages.append({"nodeid": self.nodeid, **data})
         # JSON: junit writes str(value), and CI tools read JSON.
-        self.user_properties.append(
-            (STEP_PROPERTY, json.dumps(as_data(verdict), ensure_ascii=False))
-        )
+        self.user_properties.append((STEP_PROPERTY, json.dumps(data, ensure_ascii=False)))
         if verdict.passed:  # a failure's report is this text already
             self.add_report_section("call", "vlanlb document", text)
         if verdict.all_skipped:
@@ -96,8 +96,8 @@ class DocumentStep(pytest.Item):
         if not verdict.passed:
             walks = [walk for outcome in verdict.outcomes for walk in outcome.walks]
             if walks:
-                folder, language = drawings_folder(self.config), default_language()
-                drawn = walks_drawn(walks, folder, self.nodeid, language)
+                folder = drawings_folder(self.config)
+                drawn = walks_drawn(walks, folder, self.nodeid, session.language)
                 text += "\n  where the packets went:\n" + indent(drawn, "    ")
             raise StepFailure(verdict, text)
 
@@ -152,6 +152,8 @@ class DocumentMode:
         timeout: float,
         keep: bool,
         progress: Callable[[str], None],
+        report: Path | None = None,
+        language: str = "en",
     ) -> None:
         self.documents = documents
         self.network_backend = network_backend
@@ -161,6 +163,10 @@ class DocumentMode:
         self.progress = progress
         self._run: DocumentRun | VlanlbError | None = None
         self.verdicts: dict[str, StepVerdict] = {}
+        self.report = report  # the page's folder (--vlanlb-report), if asked for
+        self.language = language
+        self.pages: list[dict[str, Any]] = []  # each step's verdict as data, for the page
+        self.page: Path | None = None
 
     def run(self) -> DocumentRun:
         if self._run is None:
@@ -198,6 +204,8 @@ class DocumentMode:
     def pytest_sessionfinish(self) -> None:
         if isinstance(self._run, DocumentRun):
             self._run.close()
+        if self.report is not None and self.pages:
+            self.page = write_page(self.report, self.pages, self.language)
         # GitHub Actions shows what a job appends to this file on its run's page.
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary and self.verdicts:
@@ -213,6 +221,8 @@ class DocumentMode:
             if verdict.all_skipped:
                 mark = "SKIP"
             terminalreporter.write_line(f"  {mark}  {nodeid:<32} {verdict.section.title}")
+        if self.page is not None:
+            terminalreporter.write_line(f"vlanlb: report written to {self.page}")
 
 
 def check_not_distributed(config: pytest.Config) -> None:

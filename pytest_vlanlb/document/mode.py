@@ -3,11 +3,15 @@ limit, the sandbox's podman network backend. The plugin only registers what this
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ..errors import VlanlbError
+from ..observation.words import LANGUAGES, default_language
 from ..util.options import on_command_line, option, outside_mode, progress_writer
 from .items import DocumentMode, check_not_distributed, load_documents
+from .page import check_folder
 
 
 def documents(config: pytest.Config) -> list[str]:
@@ -37,6 +41,9 @@ def configure(config: pytest.Config) -> DocumentMode:
         )
     check_not_distributed(config)
     seconds = timeout(config)
+    report = config.getoption("vlanlb_report")
+    if report:
+        check_folder(Path(report))
     return DocumentMode(
         load_documents(paths),
         network_backend=option(config, "network_backend") or "auto",
@@ -44,7 +51,18 @@ def configure(config: pytest.Config) -> DocumentMode:
         timeout=seconds,
         keep=bool(config.getoption("vlanlb_keep")),
         progress=progress_writer(config),
+        report=Path(report) if report else None,
+        language=language(config),
     )
+
+
+def language(config: pytest.Config) -> str:
+    given = option(config, "lang")
+    if given is None:
+        return default_language()
+    if given not in LANGUAGES:
+        raise VlanlbError(f"--vlanlb-lang {given}: must be one of {', '.join(LANGUAGES)}")
+    return given
 
 
 def timeout(config: pytest.Config) -> float:

@@ -75,7 +75,10 @@ def _outcome(outcome: Outcome, limit: float) -> list[str]:
     return lines
 
 
-def as_data(verdict: StepVerdict) -> dict[str, Any]:
+def as_data(verdict: StepVerdict, language: str | None = None) -> dict[str, Any]:
+    """The verdict as plain data (junit's property, the report page); walks said in
+    `language` (default: the locale's)."""
+    language = language or default_language()
     return {
         "document": verdict.document,
         "step": verdict.section.id,
@@ -96,7 +99,7 @@ def as_data(verdict: StepVerdict) -> dict[str, Any]:
                 "allowed_by": o.allowed.words if o.allowed else None,
                 "not_understood": o.typed.not_understood,
                 "diagnosis": o.diagnosis,
-                "walks": [said_walk(walk, default_language()) for walk in o.walks],
+                "walks": [said_walk(walk, language) for walk in o.walks],
                 "failed": o.failed,
             }
             for o in verdict.outcomes

@@ -22,9 +22,12 @@ def configure(config: pytest.Config, topology: Callable[[], Topology]) -> GradeR
     """The run's grade report (a pytest plugin object). A grading option without a lab to
     grade (--vlanlb-attach or --vlanlb-class) is a usage error."""
     if not (config.getoption("vlanlb_attach") or config.getoption("vlanlb_class")):
-        raise outside_mode(
-            on_command_line(config, "grade"), "grading", "--vlanlb-attach or --vlanlb-class"
-        )
+        given = on_command_line(config, "grade")
+        if all("doc" in o.also for o in given):  # the report and its language serve both
+            raise outside_mode(
+                given, "grading or document mode", "--vlanlb-attach, --vlanlb-class or --vlanlb-doc"
+            )
+        raise outside_mode(given, "grading", "--vlanlb-attach or --vlanlb-class")
     return GradeReport(
         environments(config),
         topology(),

@@ -90,7 +90,8 @@ def parse_counters(dump: str) -> Counters:
     return counters
 
 
-def _nft_action(spec: str) -> str:
+def nft_action(spec: str) -> str:
+    """An nft rule's deciding statement (its "target"): dnat, drop, vmap, ..."""
     bare = re.sub(r"\{[^}]*\}", "{}", _NFT_COMMENT.sub("", spec))
     if " vmap " in f" {bare} ":
         return "vmap"
@@ -123,7 +124,7 @@ def parse_nft(dump: str) -> Counters:
                 continue
             spec = _NFT_COUNTER.sub("", text).strip()
             packets, size = int(counted[1]), int(counted[2])
-            c = RuleCount(table, chain, number, spec, packets, size, _nft_action(spec), hook)
+            c = RuleCount(table, chain, number, spec, packets, size, nft_action(spec), hook)
             counters[c.key] = c
     return counters
 

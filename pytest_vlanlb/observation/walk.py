@@ -99,7 +99,13 @@ def walk_of(
     if probes is None:
         seen = observation.result
         probes = list(seen) if isinstance(seen, list | tuple) else [seen]
-    return walk_through(observation.moves, router, probes, any(_answered(r) for r in probes))
+    return walk_of_moves(observation.moves, router, probes)
+
+
+def walk_of_moves(moves: Sequence[Move], router: str, probes: Sequence[Any]) -> Walk:
+    """The walk of `probes` from rules met (counters that moved, or a trace's): answered
+    when any of the probes was."""
+    return walk_through(moves, router, probes, any(_answered(r) for r in probes))
 
 
 def walk_through(moves: Sequence[Move], router: str, probes: Sequence[Any], answered: bool) -> Walk:

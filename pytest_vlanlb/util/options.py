@@ -30,6 +30,7 @@ class Option:
     flag: bool = False  # store_true
     metavar: str | None = None
     type: type | None = None
+    also: tuple[str, ...] = ()  # other modes that read it too ("doc")
 
     @property
     def dest(self) -> str:
@@ -119,7 +120,9 @@ OPTIONS = (
     Option(
         "report",
         "grade",
-        "write the grade as JSON here (a folder, one file per environment, with --vlanlb-class)",
+        "write the grade as JSON here (a folder, one file per environment, with --vlanlb-class); "
+        "with --vlanlb-doc, a folder: index.html, every step's verdict, diagnosis and walk",
+        also=("doc",),
     ),
     Option(
         "lang",
@@ -129,6 +132,7 @@ OPTIONS = (
         "",
         ini=True,
         metavar="ja|en",
+        also=("doc",),
     ),
     Option(
         "upto",
@@ -165,11 +169,16 @@ def option(config: pytest.Config, name: str) -> str | None:
     return str(value) if value else None
 
 
-def on_command_line(config: pytest.Config, group: str) -> list[Option]:
+def on_command_line(config: pytest.Config, group: str, besides: str | None = None) -> list[Option]:
     """The options of `group` given on the command line (an option outside its mode is a
-    usage error there; in the ini file it is configuration for when the mode runs)."""
+    usage error there; in the ini file it is configuration for when the mode runs). With
+    `besides` (a mode that runs), not the options that mode reads too."""
     return [
-        o for o in OPTIONS if o.group == group and config.getoption(o.dest) not in (None, False, [])
+        o
+        for o in OPTIONS
+        if o.group == group
+        and config.getoption(o.dest) not in (None, False, [])
+        and (besides is None or besides not in o.also)
     ]
 
 

@@ -8,7 +8,9 @@ replacing the words a test is about, never by copying the text into this reposit
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from grading.browser import read_walks
 from host_state import host_state, sandbox_processes
 
 from pytest_vlanlb.document.items import STEP_PROPERTY
@@ -99,7 +102,13 @@ def test_documents_as_published(pytester, workshop, language, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     vlan, k8s = f"vlan_{language}.md", f"k8s_lb_{language}.md"
     result, outcomes, reports, left = run_documents(
-        pytester, {vlan: read(workshop, vlan), k8s: read(workshop, k8s)}, "-rA"
+        pytester,
+        {vlan: read(workshop, vlan), k8s: read(workshop, k8s)},
+        "-rA",
+        "--vlanlb-report",
+        "page",
+        "--vlanlb-lang",
+        language,
     )
     walks = step_walks(pytester.path / "report.xml")
     # Step 1's `type vlan` runs as written where the kernel has 8021q (the VM tier's guests),
@@ -120,8 +129,9 @@ def test_documents_as_published(pytester, workshop, language, monkeypatch):
     if shutil.which("dot"):
         assert len(drawn) == 1, report
         svg = Path(drawn[0]).read_text(encoding="utf-8")
-        assert "✗ DROPPED HERE" in svg
-        assert "filter FORWARD rule 1" in svg
+        assert {"ja": "✗ ここで破棄", "en": "✗ DROPPED HERE"}[language] in svg  # --vlanlb-lang
+        assert "filter FORWARD" in svg
+        assert "-i eth1 -o eth2 -j DROP" in html.unescape(svg)  # graphviz writes - as &#45;
         assert "curl http://192.168.10.100" in svg
     else:  # a VM guest has no graphviz: one line naming it, the failure itself unchanged
         assert " ".join(drawn).startswith("not drawn:"), report
@@ -132,6 +142,23 @@ def test_documents_as_published(pytester, workshop, language, monkeypatch):
         "FORWARD",
     ]
     assert not left
+    # The run's page: every step, and Step 6's walk drawn where a person looks at it.
+    report_page = pytester.path / "page" / "index.html"
+    assert f"vlanlb: report written to page{os.sep}index.html" in result.outlines
+    shown = report_page.read_text(encoding="utf-8")
+    assert f'<html lang="{language}">' in shown
+    assert shown.count('<section class="step"') == 15
+    assert shown.count('data-verdict="failed"') == 1
+    if shutil.which("dot"):  # the host; a VM guest has neither graphviz nor a browser
+        drawn = [w for w in read_walks(report_page, pytester.path) if w["step"] == "step-6"]
+        assert [w["student"] for w in drawn] == [k8s]
+        texts = drawn[0]["texts"]
+        hooks = [t for t in texts if t.split()[0] in ("PREROUTING", "ROUTING", "FORWARD")]
+        assert [t.split()[0] for t in hooks] == ["PREROUTING", "ROUTING", "FORWARD"], texts
+        assert any("filter FORWARD" in t for t in texts), texts
+        assert any("-i eth1 -o eth2 -j DROP" in t for t in texts), texts
+    else:
+        assert "not drawn" in shown
     page = summary.read_text(encoding="utf-8")
     assert page.startswith("earlier steps of the job\n## vlanlb documents: 14 of 15 steps")
     assert f"| `{k8s}::step-6` |" in page

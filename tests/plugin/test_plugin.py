@@ -101,7 +101,12 @@ def test_a_bad_checkpoint_is_a_usage_error(pytester, args, message):
         ),
         (
             ["--vlanlb-report", "grade.json", "--vlanlb-lang", "ja"],
-            "--vlanlb-report and --vlanlb-lang are grading options: add --vlanlb-attach or "
+            "--vlanlb-report and --vlanlb-lang are grading or document mode options: add "
+            "--vlanlb-attach, --vlanlb-class or --vlanlb-doc",
+        ),
+        (
+            ["--vlanlb-report", "grade.json", "--vlanlb-upto", "vip"],
+            "--vlanlb-report and --vlanlb-upto are grading options: add --vlanlb-attach or "
             "--vlanlb-class",
         ),
         (
@@ -121,6 +126,28 @@ def test_an_option_outside_its_mode_is_one_usage_error(pytester, args, message):
         f"ERROR: pytest-vlanlb: {message}"
     ]
     assert pytester.runpytest().ret == pytest.ExitCode.OK  # the same ini, no such option
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--vlanlb-report", "in-the-way"],
+            "--vlanlb-report in-the-way: a file is in the way; with --vlanlb-doc it is a folder "
+            "(index.html is written in it)",
+        ),
+        (["--vlanlb-lang", "fr"], "--vlanlb-lang fr: must be one of en, ja"),
+    ],
+)
+def test_document_modes_report_is_checked_before_anything_runs(pytester, args, message):
+    pytester.path.joinpath("in-the-way").write_text("")
+    pytester.path.joinpath("own.md").write_text("# own\n\n## Step 1\n\n```bash\ntrue\n```\n")
+    result = pytester.runpytest("--vlanlb-doc", "own.md", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: pytest-vlanlb: {message}"
+    ]
+    assert not any(pytester.path.glob("vlanlb-*"))
 
 
 def test_ini_key_selects_the_topology(pytester):

@@ -17,7 +17,8 @@ import pytest
 from pytest_vlanlb.errors import LayerError
 from pytest_vlanlb.lab.layers import SERVICE_VARIANTS, LayerStack, lab_facts, peers_seen
 from pytest_vlanlb.lab.layers.kube_proxy import iptables, nftables
-from pytest_vlanlb.observation.counters import Observation, observe
+from pytest_vlanlb.lab.tracing import traced
+from pytest_vlanlb.observation.counters import Observation, observe, snapshot
 from pytest_vlanlb.observation.probes import (
     FAILED_MARK,
     HttpOutcome,
@@ -25,6 +26,8 @@ from pytest_vlanlb.observation.probes import (
     http_get_negative,
     http_many,
 )
+from pytest_vlanlb.observation.trace import TRACE_TABLE
+from pytest_vlanlb.observation.words import Picked
 
 pytestmark = pytest.mark.vlanlb(topology="service")
 
@@ -399,3 +402,44 @@ def test_nftables_mode_without_nft_on_the_router_names_the_fix(vlanlb_lab, vlanl
     finally:
         vlanlb_router.exec("mv", f"{nft}.hidden", nft).check()
         stack.revert()  # checks the router against its base state
+
+
+@both_modes
+@pytest.mark.vlanlb(layers=["webserver", "vip"])
+def test_a_trace_walks_the_service_as_the_counters_do(
+    vlanlb_service, kube_proxy, vlanlb_client, vlanlb_router, service, endpoints, vip_url
+):
+    """One request traced by netfilter: kube-proxy's choice is the one its counters show (in
+    nftables mode, the numgen pick, named on the walk), and the trace leaves nothing."""
+    match = f"ip daddr {service.vip} tcp dport {service.port}"
+    seen = observe(
+        vlanlb_router,
+        lambda: traced(vlanlb_router, lambda: http_get(vlanlb_client, vip_url), match),
+        kernel=False,
+    )
+    trace = seen.result
+    assert trace.result.outcome is HttpOutcome.OK, seen.explain()
+    rules = {(m.counter.table, m.counter.chain, m.counter.number) for m in trace.moves}
+    counted = {(m.counter.table, m.counter.chain, m.counter.number) for m in seen.moves}
+    # every rule the trace met that carries a counter (kube-proxy's nft rules mostly do not)
+    # counted the request
+    with_counter = {
+        (c.table, c.chain, c.number) for c in snapshot(vlanlb_router, kernel=False).values()
+    }
+    assert {r for r in rules if r[2]} & with_counter <= counted, (trace.lines, seen.explain())
+    assert {r for r in rules if r[2]} & with_counter, trace.lines  # and some did
+    translated = {
+        (m.counter.table, m.counter.chain)
+        for m in trace.moves
+        if m.counter.target in ("DNAT", "dnat")
+    }
+    picked = [e for e in endpoints if kube_proxy.dnat(e)[:2] in translated]
+    assert kube_proxy.picks(seen, endpoints).count(1) == 1, seen.explain()
+    chosen = endpoints[kube_proxy.picks(seen, endpoints).index(1)]
+    assert picked == [chosen], (picked, trace.lines)
+    facts = [f for s in trace.walk("router").stations for f in s.facts]
+    if kube_proxy.mode == "nftables":
+        [pick] = [f for f in facts if isinstance(f, Picked)]
+        assert pick.index != ""
+        assert pick.address == chosen
+    assert TRACE_TABLE not in vlanlb_router.exec("nft", "list", "tables").check().stdout
