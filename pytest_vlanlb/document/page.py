@@ -39,6 +39,7 @@ EN = {
     "allowed": "its failure is allowed: the document says {words!r}",
     "diagnosis": "diagnosis",
     "walks": "where the packets went",
+    "not_drawn": "not drawn: {why}",
 }
 JA = {
     "title": "vlanlb 文書: {steps} ステップ中 {passed} ステップが本文どおりに動いた",
@@ -62,6 +63,7 @@ JA = {
     "allowed": "失敗は許容されています: 文書の記述 {words!r}",
     "diagnosis": "診断",
     "walks": "パケットの行方",
+    "not_drawn": "図は描けませんでした: {why}",
 }
 
 
@@ -162,18 +164,18 @@ def _command(say: PageWords, step: Mapping[str, Any], command: Mapping[str, Any]
         items.append(f'<p>{_e(say("diagnosis"))}:</p><ul class="diagnosis">{diagnosis}</ul>')
     if command["walks"]:
         items.append(f"<p>{_e(say('walks'))}:</p>")
-        items += [_walk(step, walk) for walk in command["walks"]]
+        items += [_walk(say, step, walk) for walk in command["walks"]]
     return "\n".join(items)
 
 
-def _walk(step: Mapping[str, Any], walk: Mapping[str, Any]) -> str:
+def _walk(say: PageWords, step: Mapping[str, Any], walk: Mapping[str, Any]) -> str:
     """A walk drawn inline (no XML declaration), or why it is not."""
     document, _, step_id = str(step["nodeid"]).partition("::")
     figure = f'<figure class="walk" data-student="{_e(document)}" data-step="{_e(step_id)}">'
     try:
         svg = render_svg(said_walk_dot(walk, walk.get("language", "en")))
     except Exception as exc:  # a drawing that fails must not lose the page
-        return f"{figure}<figcaption>{_e(str(exc))}</figcaption></figure>"
+        return f"{figure}<figcaption>{_e(say('not_drawn', why=exc))}</figcaption></figure>"
     return figure + svg[svg.index("<svg") :] + "</figure>"
 
 

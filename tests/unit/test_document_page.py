@@ -99,3 +99,10 @@ def test_the_folder_is_checked_before_anything_runs(tmp_path):
     assert folder.is_dir()
     assert list(folder.iterdir()) == []  # the write check leaves nothing
     assert write(folder, STEPS, "en") == folder / "index.html"
+
+
+def test_a_walk_that_cannot_be_drawn_says_why_and_the_page_stays_whole(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no graphviz
+    page = render(STEPS, "ja")
+    assert "<figcaption>図は描けませんでした: missing: dot: install graphviz" in page
+    assert page.count('<section class="step"') == 3
