@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..errors import VlanlbError
-from ..observation.words import LANGUAGES, default_language
+from ..observation.words import chosen_language
 from ..util.options import on_command_line, option, outside_mode, progress_writer
 from .items import DocumentMode, check_not_distributed, load_documents
 from .page import check_folder
@@ -57,12 +57,7 @@ def configure(config: pytest.Config) -> DocumentMode:
 
 
 def language(config: pytest.Config) -> str:
-    given = option(config, "lang")
-    if given is None:
-        return default_language()
-    if given not in LANGUAGES:
-        raise VlanlbError(f"--vlanlb-lang {given}: must be one of {', '.join(LANGUAGES)}")
-    return given
+    return chosen_language(option(config, "lang"))
 
 
 def timeout(config: pytest.Config) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from ..errors import VlanlbError
 from ..model.topology import Topology
-from ..observation.words import LANGUAGES, default_language
+from ..observation.words import chosen_language
 from ..util.options import on_command_line, option, outside_mode
 from .environments import Environment, load_class, parse_names
 from .items import GradeReport
@@ -39,12 +39,7 @@ def configure(config: pytest.Config, topology: Callable[[], Topology]) -> GradeR
 
 
 def language(config: pytest.Config) -> str:
-    given = option(config, "lang")
-    if given is None:
-        return default_language()
-    if given not in LANGUAGES:
-        raise VlanlbError(f"--vlanlb-lang {given}: must be one of {', '.join(LANGUAGES)}")
-    return given
+    return chosen_language(option(config, "lang"))
 
 
 def environments(config: pytest.Config) -> list[Environment]:

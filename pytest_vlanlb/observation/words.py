@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from ..errors import VlanlbError
+
 LANGUAGES = ("en", "ja")
 #: The table the kernel's own drop counters are read under (counters.parse_snmp).
 KERNEL = "kernel"
@@ -221,6 +223,15 @@ def default_language(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     locale = environ.get("LC_ALL") or environ.get("LANG") or ""
     return "ja" if locale.lower().startswith("ja") else "en"
+
+
+def chosen_language(given: str | None) -> str:
+    """--vlanlb-lang's value (grading and document mode alike), else the locale's."""
+    if given is None:
+        return default_language()
+    if given not in LANGUAGES:
+        raise VlanlbError(f"--vlanlb-lang {given}: must be one of {', '.join(LANGUAGES)}")
+    return given
 
 
 class Catalogued:
