@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +23,7 @@ _COUNTED_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+)(?: (.*))?$")
 _CHAIN = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]$")
 _NFT_TABLE = re.compile(r"^table (\S+) (\S+) \{")
 _NFT_CHAIN = re.compile(r"^chain (\S+) \{")
-_NFT_HANDLE = re.compile(r"\s*# handle \d+$")
+_NFT_HANDLE = re.compile(r"\s*# handle (\d+)$")
 _NFT_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+)\s*")
 _NFT_HOOK = re.compile(r"^type \S+ hook (\S+) ")
 _NFT_COMMENT = re.compile(r' comment "[^"]*"$')
@@ -98,34 +98,69 @@ def nft_action(spec: str) -> str:
     return next((word for word in reversed(bare.split()) if word in _NFT_ACTIONS), "")
 
 
-def parse_nft(dump: str) -> Counters:
-    """Parse `nft -a list ruleset` into counters for the rules that carry a `counter`, keyed
-    as parse_counters keys iptables' ("ip kube-proxy", chain, position, rule text)."""
-    counters: Counters = {}
-    table = chain = hook = ""
-    number = 0
-    for line in dump.splitlines():
+@dataclass(frozen=True)
+class ListedRule:
+    """A rule as `nft -a list ruleset` lists it: where it is (its chain's hook, its place in
+    the chain, its handle) and its text (without the handle; counter included)."""
+
+    family: str
+    table: str
+    chain: str
+    hook: str  # the base chain's hook ("forward", ...); "" for a regular chain
+    position: int  # 1-based, as iptables numbers a chain's rules
+    handle: int
+    text: str
+
+
+def nft_rules(ruleset: str) -> Iterator[ListedRule]:
+    """Every rule of `nft -a list ruleset`, in order (the one walk of a listing: the counters
+    read it, and a trace places its rules by it)."""
+    family = table = chain = hook = ""
+    position = 0
+    for line in ruleset.splitlines():
         line = line.strip()
         if chain and (base := _NFT_HOOK.search(line)):
             hook = base[1]
         elif table_line := _NFT_TABLE.match(line):
-            family, name = table_line.groups()
-            xtables = family in XTABLES_FAMILIES and name in XTABLES_NAMES
-            table, chain = ("" if xtables else f"{family} {name}"), ""
+            family, table, chain = table_line[1], table_line[2], ""
         elif chain_line := _NFT_CHAIN.match(line):
-            chain, number, hook = chain_line[1], 0, ""
+            chain, position, hook = chain_line[1], 0, ""
         elif line == "}":
             chain = ""  # a chain, set or map ends (their contents carry no handles)
-        elif table and chain and (handle := _NFT_HANDLE.search(line)):
-            number += 1
-            text = line[: handle.start()]
-            counted = _NFT_COUNTER.search(text)
-            if counted is None:
-                continue
-            spec = _NFT_COUNTER.sub("", text).strip()
-            packets, size = int(counted[1]), int(counted[2])
-            c = RuleCount(table, chain, number, spec, packets, size, nft_action(spec), hook)
-            counters[c.key] = c
+        elif chain and (handle := _NFT_HANDLE.search(line)):
+            position += 1
+            yield ListedRule(
+                family, table, chain, hook, position, int(handle[1]), line[: handle.start()]
+            )
+
+
+def uncounted(text: str) -> str:
+    """An nft rule's text without its `counter packets N bytes M`."""
+    return _NFT_COUNTER.sub("", text).strip()
+
+
+def parse_nft(dump: str) -> Counters:
+    """Parse `nft -a list ruleset` into counters for the rules that carry a `counter`, keyed
+    as parse_counters keys iptables' ("ip kube-proxy", chain, position, rule text)."""
+    counters: Counters = {}
+    for rule in nft_rules(dump):
+        if rule.family in XTABLES_FAMILIES and rule.table in XTABLES_NAMES:
+            continue  # iptables-nft's own: read through iptables-save
+        counted = _NFT_COUNTER.search(rule.text)
+        if counted is None:
+            continue
+        spec = uncounted(rule.text)
+        c = RuleCount(
+            f"{rule.family} {rule.table}",
+            rule.chain,
+            rule.position,
+            spec,
+            int(counted[1]),
+            int(counted[2]),
+            nft_action(spec),
+            rule.hook,
+        )
+        counters[c.key] = c
     return counters
 
 

@@ -23,9 +23,12 @@ from .counters import (
     XTABLES_FAMILIES,
     XTABLES_NAMES,
     Counters,
+    ListedRule,
     Move,
     RuleCount,
     nft_action,
+    nft_rules,
+    uncounted,
 )
 
 #: The table of ours that marks the probe's packets (never one of the router's own).
@@ -36,11 +39,6 @@ _LINE = re.compile(
     r"(?P<kind>packet|rule|verdict|policy|unknown)(?::)? ?(?P<rest>.*?)\s*$"
 )
 _RULE = re.compile(r"^(?P<text>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<verdict>[^)]*)\)$")
-_COUNTER = re.compile(r"\s*counter packets \d+ bytes \d+")
-_TABLE = re.compile(r"^table (\S+) (\S+) \{")
-_CHAIN = re.compile(r"^chain (\S+) \{")
-_HOOK = re.compile(r"^type \S+ hook (\S+) ")
-_HANDLE = re.compile(r"\s*# handle (\d+)$")
 _FIELDS = ("ip saddr", "ip daddr", "tcp sport", "tcp dport", "udp sport", "udp dport")
 
 
@@ -67,7 +65,7 @@ def parse_trace(text: str) -> list[TraceLine]:
         kind, rest = found["kind"], found["rest"]
         handle, verdict = None, ""
         if kind == "rule" and (rule := _RULE.match(rest)):
-            rest, verdict = _COUNTER.sub("", rule["text"]).strip(), rule["verdict"]
+            rest, verdict = uncounted(rule["text"]), rule["verdict"]
             handle = int(rule["handle"]) if rule["handle"] else None
         elif kind in ("policy", "verdict"):
             rest, verdict = "", rest.strip()
@@ -86,35 +84,9 @@ def parse_trace(text: str) -> list[TraceLine]:
     return lines
 
 
-@dataclass(frozen=True)
-class Listed:
-    """A rule as `nft -a list ruleset` lists it: its chain's hook and its place there."""
-
-    position: int
-    text: str
-    hook: str
-
-
-def listed_rules(ruleset: str) -> dict[tuple[str, str, str, int], Listed]:
-    """(family, table, chain, handle) -> the rule's place, text and chain hook."""
-    found: dict[tuple[str, str, str, int], Listed] = {}
-    family = table = chain = hook = ""
-    position = 0
-    for line in ruleset.splitlines():
-        line = line.strip()
-        if table_line := _TABLE.match(line):
-            family, table, chain = table_line[1], table_line[2], ""
-        elif chain_line := _CHAIN.match(line):
-            chain, position, hook = chain_line[1], 0, ""
-        elif chain and (base := _HOOK.search(line)):
-            hook = base[1]
-        elif line == "}":
-            chain = ""
-        elif chain and (handle := _HANDLE.search(line)):
-            position += 1
-            text = _COUNTER.sub("", line[: handle.start()]).strip()
-            found[(family, table, chain, int(handle[1]))] = Listed(position, text, hook)
-    return found
+def listed_rules(ruleset: str) -> dict[tuple[str, str, str, int], ListedRule]:
+    """(family, table, chain, handle) -> the rule as the listing has it."""
+    return {(r.family, r.table, r.chain, r.handle): r for r in nft_rules(ruleset)}
 
 
 def _xtables(family: str, table: str) -> bool:
@@ -146,7 +118,7 @@ def trace_moves(lines: list[TraceLine], ruleset: str, counters: Counters) -> lis
             if known is not None and number:
                 counter = known
             else:
-                spec = place.text if place else line.text
+                spec = uncounted(place.text) if place else line.text
                 hook = place.hook if place else ""
                 counter = RuleCount(table, line.chain, number, spec, 0, 0, nft_action(spec), hook)
         met[counter].add(line.id)
