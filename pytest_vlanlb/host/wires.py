@@ -101,6 +101,10 @@ def plan_wires(
             WireCommand(("link", "add", name, "type", "veth", "peer", "name", peer), name)
         )
         label_and_up(name)
+        # The host's end hears every broadcast of the segment: NOARP, so the host answers
+        # none (else a node told an address of the host's is on its link would reach the
+        # host; and the lab's nodes are then every possible answer: observation/arp.py).
+        commands.append(WireCommand(("link", "set", "dev", peer, "arp", "off")))
         label_and_up(peer)
 
     if kind is WireKind.VETH:

@@ -88,6 +88,19 @@ class Lab:
     def backend(self) -> Node:
         return self.nodes[self.topology.backend.name]
 
+    def segment_peers(self, node: Node) -> list[Node]:
+        """Every other node on `node`'s segments: all that could answer its ARP there (the
+        host's end of each wire answers none). [] for a node on the uplink, which podman's
+        network shares with the host and other containers: nobody can name them all."""
+        spec = self.topology.nodes[node.name]
+        if any(i.segment == UPLINK for i in spec.interfaces):
+            return []
+        return [
+            self.nodes[other.name]
+            for other in self.topology.nodes.values()
+            if other.name != node.name and set(other.segments) & set(spec.segments)
+        ]
+
     def router_interface(self, segment: str, router: Node | None = None) -> str:
         """A router's interface name on a segment (eth1 for public in the basic lab)."""
         return (router or self.router).interface_on(segment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Collection
 from functools import cached_property
 from typing import Any
 
@@ -60,15 +61,24 @@ class Node(Container):
         """Forget the node's ARP cache (the node itself lacks NET_ADMIN, as in the workshop)."""
         self._in_netns("ip neigh flush all")
 
-    def forget_unresolved_neighbours(self) -> None:
-        """Drop ARP entries still resolving (INCOMPLETE) or given up (FAILED).
+    def forget_unresolved_neighbours(self, keep: Collection[str] | None = None) -> None:
+        """Drop ARP entries still resolving (INCOMPLETE) or given up (FAILED) and, given
+        `keep`, the resolved ones for any other address.
 
         A resolution left pending by one probe retries only on its 1 s timer, so the next
-        test's first packet to that address would wait for it; resolved entries stay.
+        test's first packet to that address would wait for it. An address a reverted layer
+        added (the VIP) has no owner any more: an entry left for it would send the next
+        test's packets to the old owner's MAC without asking, as if someone still had it.
         """
         entries = json.loads(self.exec("ip", "-j", "neigh", "show").check().stdout or "[]")
-        if any({"INCOMPLETE", "FAILED"} & set(e.get("state", [])) for e in entries):
-            self._in_netns("ip neigh flush nud incomplete nud failed")
+        stale = [
+            e["dst"]
+            for e in entries
+            if {"INCOMPLETE", "FAILED"} & set(e.get("state", []))
+            or (keep is not None and e.get("dst") not in keep and "PERMANENT" not in e["state"])
+        ]
+        if stale:
+            self._in_netns("; ".join(f"ip neigh flush to {address}" for address in stale))
 
     def _in_netns(self, script: str) -> None:
         """Run a host-side command inside only this node's network namespace.

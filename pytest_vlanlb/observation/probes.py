@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from ..podman.container import Container
 from .counters import story
-from .settling import silent_exec
-from .words import ENGLISH, Fact
+from .settling import Silenced, silent_exec
+from .words import ENGLISH, Evidence
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ class PingResult:
     output: str
     #: A negative ping stopped on evidence: the drops that settled it (else empty), and how
     #: many negative probes sent together those drops account for (itself included).
-    stopped_by: tuple[Fact, ...] = ()
+    stopped_by: tuple[Evidence, ...] = ()
     together: int = 1
 
     @property
@@ -87,19 +88,33 @@ def _ping_argv(target: str, count: int, wait: float, interval: float) -> list[st
 
 
 def ping_lost(
-    node: Container, target: str, *, count: int = 2, evidence: Sequence[Container] = ()
+    node: Container,
+    target: str,
+    *,
+    count: int = 2,
+    evidence: Sequence[Container] = (),
+    segment: Sequence[Container] = (),
 ) -> PingResult:
     """A negative ping: several requests, each given NEGATIVE_WAIT to be answered; stopped
-    sooner once `evidence`'s counters show all of them dropped."""
+    sooner once `evidence`'s counters show all of them dropped, or once every node of
+    `segment` (all the others on `node`'s segment) was asked for `target` by ARP and none
+    answered."""
     run = silent_exec(
         node,
         _ping_argv(target, count, NEGATIVE_WAIT, PING_INTERVAL),
         packets=count,
         window=NEGATIVE_WAIT + count * PING_INTERVAL,
         evidence=evidence,
+        segment=segment,
+        target=target,
     )
     result = parse_ping(target, run.result.stdout + run.result.stderr)
-    return replace(result, stopped_by=tuple(story(run.drops)), together=run.together)
+    return replace(result, stopped_by=settled_by(run), together=run.together)
+
+
+def settled_by(run: Silenced) -> tuple[Evidence, ...]:
+    """What a negative probe was stopped on, as facts: the ARP nobody answered, the drops."""
+    return (*run.unanswered, *story(run.drops))
 
 
 CURL_TIME = "vlanlb-curl-seconds="
@@ -121,7 +136,7 @@ class HttpResult:
     detail: str
     elapsed: float
     #: A negative request stopped on evidence: as PingResult's.
-    stopped_by: tuple[Fact, ...] = ()
+    stopped_by: tuple[Evidence, ...] = ()
     together: int = 1
 
     @property
@@ -170,11 +185,16 @@ def http_get(node: Container, url: str, *, timeout: float = POSITIVE_WAIT) -> Ht
 
 
 def http_get_negative(
-    node: Container, url: str, *, evidence: Sequence[Container] = ()
+    node: Container,
+    url: str,
+    *,
+    evidence: Sequence[Container] = (),
+    segment: Sequence[Container] = (),
 ) -> HttpResult:
     """A request that must get no answer at all: a drop shows as a timeout after
     NEGATIVE_WAIT, or sooner once `evidence`'s counters show its SYN dropped (then it is a
-    timeout too: no answer came, and none could).
+    timeout too: no answer came, and none could), or once `segment` shows nobody answers ARP
+    for its host (as `ping_lost`).
 
     Only for silence: a request expected to be refused must use `http_get`, since the RST
     may be late on a loaded machine.
@@ -185,26 +205,29 @@ def http_get_negative(
         packets=1,
         window=NEGATIVE_WAIT,
         evidence=evidence,
+        segment=segment,
+        target=urlsplit(url).hostname,
     )
     got = http_result(url, run.result.rc, run.result.stdout, run.result.stderr, run.elapsed)
     # An answer that came before the stop stays an answer (the drops were another probe's).
-    if not run.drops or got.outcome not in (HttpOutcome.TIMEOUT, HttpOutcome.ERROR):
+    stopped = settled_by(run)
+    if not stopped or got.outcome not in (HttpOutcome.TIMEOUT, HttpOutcome.ERROR):
         return got
-    return replace(
-        got,
-        outcome=HttpOutcome.TIMEOUT,
-        stopped_by=tuple(story(run.drops)),
-        together=run.together,
-    )
+    return replace(got, outcome=HttpOutcome.TIMEOUT, stopped_by=stopped, together=run.together)
 
 
 def http_expecting(
-    node: Container, url: str, expected: HttpOutcome, *, evidence: Sequence[Container] = ()
+    node: Container,
+    url: str,
+    expected: HttpOutcome,
+    *,
+    evidence: Sequence[Container] = (),
+    segment: Sequence[Container] = (),
 ) -> HttpResult:
     """A GET that waits as long as `expected` needs: short for silence (shorter still on
-    `evidence`), long for anything."""
+    `evidence` or `segment`), long for anything."""
     if expected is HttpOutcome.TIMEOUT:
-        return http_get_negative(node, url, evidence=evidence)
+        return http_get_negative(node, url, evidence=evidence, segment=segment)
     return http_get(node, url)
 
 

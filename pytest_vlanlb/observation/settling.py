@@ -13,6 +13,12 @@ began cover every packet all of them sent (less what probes that already left se
 as if dropped, so a drop is never credited twice). Counters cannot tell two probes' packets
 apart, so together is the honest unit: a probe whose packets are not dropped (answered, or
 unanswered for want of an owner) holds the others to their whole window, as it should.
+
+A probe to an on-link address nobody owns sends no packet at all: they wait for ARP. Where the
+caller names every other node on the prober's segment (`segment`), the watch also counts ARP
+there (observation/arp.py); a probe whose target every one of them was asked for and none
+answered is held for good, and settled by that alone (its packets owe no drop). This one is
+told apart by address, so it settles its own probe, not the others beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from dataclasses import dataclass
 
 from ..podman.container import Container, ExecResult
 from ..util.waiting import wait_until
+from . import arp
 from .counters import Counters, Move, diff, explain, snapshot
+from .words import Unanswered
 
 #: Each router's counters (`snapshot`: iptables and nft), None where they cannot be read (the
 #: router is gone, or has no iptables).
@@ -87,6 +95,31 @@ class Silenced:
     drops: list[Move]
     together: int
     elapsed: float
+    unanswered: tuple[Unanswered, ...] = ()  # or the ARP nobody answered that held it
+
+
+class _Asked:
+    """ARP counted on one segment's nodes (all the others on the probers' segment) for the
+    probes of a watch that named them (observation/arp.py)."""
+
+    def __init__(self, peers: Sequence[Container]) -> None:
+        self.peers = list(peers)
+        self.baseline = arp.watch(self.peers)
+        self.readings: tuple[dict[str, arp.Counts] | None, ...] = ()  # the last two
+
+    def read(self) -> None:
+        if self.baseline is not None:
+            self.readings = (*self.readings[-1:], arp.read(self.peers))
+
+    def nobody(self) -> set[str]:
+        """The addresses none of the peers answered ARP for, though all of them were asked."""
+        if self.baseline is None or len(self.readings) < 2:
+            return set()
+        return arp.unanswered(self.baseline, *self.readings)
+
+
+def _ids(containers: Sequence[Container]) -> tuple[int, ...]:
+    return tuple(sorted(id(c) for c in containers))
 
 
 class _Watch:
@@ -103,37 +136,67 @@ class _Watch:
         self.departed = 0  # those probes: the drops since `before` settle them too
         self.reading: tuple[float, list[Move]] | None = None  # when, and the drops by then
         self.cost = 0.0  # how long the last reading took
+        self.asked: dict[tuple[int, ...], _Asked] = {}  # by the segment's nodes
+        self.targets: dict[int, tuple[str, _Asked]] = {}  # probe -> its target, its segment's
+        self.held: set[int] = set()  # probes whose target nobody answers ARP for
 
-    def join(self, probe: int, packets: int) -> None:
+    def join(
+        self, probe: int, packets: int, segment: Sequence[Container], target: str | None
+    ) -> None:
         with self.lock:
             if not self.members:
                 started = time.perf_counter()
                 self.before, self.reading = read(self.routers, kernel=self.kernel), None
                 self.cost = time.perf_counter() - started
                 self.credited = self.departed = 0
+            if segment and target:  # counted from before the probe's first ARP request
+                asked = self.asked.get(_ids(segment)) or _Asked(segment)
+                self.asked[_ids(segment)] = asked
+                self.targets[probe] = (target, asked)
             self.members[probe] = packets
 
-    def leave(self, probe: int) -> None:
+    def leave(self, probe: int) -> bool:
+        """Takes the probe out; True when it was the last."""
         with self.lock:
-            self.credited += self.members.pop(probe)
-            self.departed += 1
+            packets = self.members.pop(probe)
+            self.targets.pop(probe, None)
+            if probe in self.held:  # its packets never left: no drop of theirs to credit
+                self.held.discard(probe)
+            else:
+                self.credited += packets
+                self.departed += 1
+            if self.members:
+                return False
+            self.asked.clear()
+            return True
 
-    def settled(self) -> tuple[list[Move], int] | None:
-        """The drops, and how many probes they settle, once they cover every packet owed."""
+    def settled(self, probe: int) -> tuple[list[Move], int, tuple[Unanswered, ...]] | None:
+        """What settles `probe`: the ARP nobody answered for its target (that alone), or the
+        drops, with how many probes they settle, once they cover every packet owed by the
+        probes not held by such an ARP."""
         with self.lock:
-            before, owed, credited = self.before, sum(self.members.values()), self.credited
-            # Every probe since `before`, gone or not: a load that delays one probe's poll must
-            # not change what the drops are said to have settled.
-            together = len(self.members) + self.departed
+            before, credited = self.before, self.credited
             now = time.perf_counter()
             due = max(EVIDENCE_POLL, READING_SHARE * self.cost)
             if self.reading is None or now - self.reading[0] >= due:
                 readings = read(self.routers, kernel=self.kernel)  # one serves every member
+                for asked in self.asked.values():
+                    asked.read()
                 self.cost = time.perf_counter() - now
                 self.reading = (now, drops(before, readings))
             moves = self.reading[1]
+            self.held |= {p for p, (t, asked) in self.targets.items() if t in asked.nobody()}
+            if probe in self.held:
+                target, asked = self.targets[probe]
+                peers = tuple(p.container_name for p in asked.peers)
+                return [], 1, (Unanswered(target, peers),)
+            sharing = [p for p in self.members if p not in self.held]
+            owed = sum(self.members[p] for p in sharing)
+            # Every probe since `before`, gone or not: a load that delays one probe's poll must
+            # not change what the drops are said to have settled.
+            together = len(sharing) + self.departed
         if sum(m.packets for m in moves) - credited >= max(owed, 1):
-            return moves, together
+            return moves, together, ()
         return None
 
 
@@ -144,20 +207,24 @@ _watches_lock = threading.Lock()
 _probes = itertools.count()
 
 
-def _join(routers: Sequence[Container], probe: int, packets: int, kernel: bool = True) -> _Watch:
-    key = tuple(sorted(id(r) for r in routers))
+def _join(
+    routers: Sequence[Container],
+    probe: int,
+    packets: int,
+    kernel: bool = True,
+    segment: Sequence[Container] = (),
+    target: str | None = None,
+) -> _Watch:
     with _watches_lock:
-        watch = _watches.setdefault(key, _Watch(routers, kernel))
-        watch.join(probe, packets)
+        watch = _watches.setdefault(_ids(routers), _Watch(routers, kernel))
+        watch.join(probe, packets, segment, target)
         return watch
 
 
 def _leave(watch: _Watch, probe: int) -> None:
     with _watches_lock:
-        watch.leave(probe)
-        if not watch.members:
-            key = tuple(sorted(id(r) for r in watch.routers))
-            _watches.pop(key, None)
+        if watch.leave(probe):
+            _watches.pop(_ids(watch.routers), None)
 
 
 def read(routers: Sequence[Container], *, kernel: bool = True) -> Readings:
@@ -177,6 +244,8 @@ def silent_exec(
     run: Callable[..., ExecResult] | None = None,
     stop_signal: str = "INT",
     kernel: bool = True,
+    segment: Sequence[Container] = (),
+    target: str | None = None,
 ) -> Silenced:
     """`argv` in `node`, stopped early once `evidence`'s counters show its `packets` (and
     those of the negative probes in flight beside it) dropped. `window`: how long the probe
@@ -185,10 +254,13 @@ def silent_exec(
     print its statistics; a command the grader's wrapper runs in the background ignores
     INT (as sh makes every background job) unless it sets its own handler, as wget does
     not, so the grader stops a GET with TERM. `kernel=False` reads the rules' counters
-    only (a student's router: one bounded command less per reading)."""
+    only (a student's router: one bounded command less per reading). `segment`: every other
+    node on `node`'s segment (all of them, or none: the plugin's own labs only, since their ARP
+    is counted by a table written there) and `target` the address the probe sends to: a
+    target none of them answers ARP for settles the probe by itself."""
     execute = run or node.exec
     start = time.perf_counter()
-    if not evidence:
+    if not evidence and not segment:
         return Silenced(execute(*argv), [], 1, time.perf_counter() - start)
     # The probe carries a mark in its environment, found again in /proc to stop it: nothing
     # is written in the node (a student's container is only read).
@@ -198,8 +270,8 @@ def silent_exec(
         f'kill -{stop_signal} "${{p#/proc/}}"; done; true'
     )
     probe = next(_probes)
-    watch = _join(evidence, probe, packets, kernel)
-    settled: tuple[list[Move], int] | None = None
+    watch = _join(evidence, probe, packets, kernel, segment, target)
+    settled: tuple[list[Move], int, tuple[Unanswered, ...]] | None = None
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             start = time.perf_counter()
@@ -207,7 +279,7 @@ def silent_exec(
 
             def evidence_came() -> bool:
                 nonlocal settled
-                settled = watch.settled()
+                settled = watch.settled(probe)
                 return settled is not None
 
             wait_until(
@@ -221,10 +293,11 @@ def silent_exec(
             elapsed = time.perf_counter() - start
     finally:
         _leave(watch, probe)
-    moves, together = settled or ([], 1)
+    moves, together, nobody = settled or ([], 1, ())
     return Silenced(
         ExecResult(tuple(argv), result.rc, result.stdout, result.stderr),
         moves,
         together,
         elapsed,
+        nobody,
     )

@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .counters import (
+    OURS,
     XTABLES_FAMILIES,
     XTABLES_NAMES,
     Counters,
@@ -32,7 +33,7 @@ from .counters import (
 )
 
 #: The table of ours that marks the probe's packets (never one of the router's own).
-TRACE_TABLE = "vlanlb_trace"
+TRACE_TABLE = f"{OURS}trace"
 
 _LINE = re.compile(
     r"^trace id (?P<id>\S+) (?P<family>\S+) (?P<table>\S+) (?P<chain>\S+) "

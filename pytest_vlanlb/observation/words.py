@@ -49,6 +49,10 @@ EN: dict[str, str] = {
         "for their number"
     ),
     "moves.kernel": "{packets} dropped by the router's kernel ({reason})",
+    "arp.unanswered": (
+        "ARP for {address} reached every other node on the segment ({peers}) and none answered:"
+        " nobody there owns it"
+    ),
     "kernel.InAddrErrors": (
         "InAddrErrors: for another host, and the router does not forward: is net.ipv4.ip_forward 0?"
     ),
@@ -96,6 +100,10 @@ JA: dict[str, str] = {
         "要素がマップにない）"
     ),
     "moves.kernel": "{packets}がルーターのカーネルに破棄された（{reason}）",
+    "arp.unanswered": (
+        "{address} の ARP 要求はセグメントの他のノード全部（{peers}）に届き、どれも応答しなかった:"
+        " そこにこのアドレスの持ち主はいない"
+    ),
     "kernel.InAddrErrors": (
         "InAddrErrors: 他のホスト宛てなのにルーターが転送しない。net.ipv4.ip_forward が 0 では？"
     ),
@@ -138,7 +146,7 @@ class Ping(Protocol):
     @property
     def output(self) -> str: ...
     @property
-    def stopped_by(self) -> Sequence[Fact]: ...
+    def stopped_by(self) -> Sequence[Evidence]: ...
     @property
     def together(self) -> int: ...
 
@@ -160,7 +168,7 @@ class Http(Protocol):
     @property
     def outcome(self) -> _Outcome: ...
     @property
-    def stopped_by(self) -> Sequence[Fact]: ...
+    def stopped_by(self) -> Sequence[Evidence]: ...
     @property
     def together(self) -> int: ...
     @property
@@ -212,6 +220,19 @@ class FellThrough:
 
 
 Fact = Counted | Picked | FellThrough
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """An address nobody on a segment answers ARP for: every other node there was asked
+    (observation/arp.py) and none replied, so a probe's packets to it never leave."""
+
+    address: str
+    peers: tuple[str, ...]
+
+
+#: What a negative probe was stopped on: counters' facts, or an ARP nobody answered.
+Evidence = Fact | Unanswered
 
 
 def placeholders(template: str) -> set[str]:
@@ -279,9 +300,10 @@ class Words(Catalogued):
         )
         return said + self.stopped(result.stopped_by, result.together)
 
-    def stopped(self, facts: Sequence[Fact], together: int = 1) -> str:
+    def stopped(self, facts: Sequence[Evidence], together: int = 1) -> str:
         """Why a negative probe ended before its window: the drops that settled it (and the
-        probes sent beside it, whose packets those drops count too)."""
+        probes sent beside it, whose packets those drops count too), or an ARP request
+        nobody answered."""
         if not facts:
             return ""
         if together > 1:
@@ -291,7 +313,9 @@ class Words(Catalogued):
     def packets(self, count: int) -> str:
         return self("moves.one" if count == 1 else "moves.many", count=count)
 
-    def fact(self, fact: Fact) -> str:
+    def fact(self, fact: Evidence) -> str:
+        if isinstance(fact, Unanswered):
+            return self("arp.unanswered", address=fact.address, peers=", ".join(fact.peers))
         if isinstance(fact, Picked):
             if fact.affinity_set:
                 key, where = "moves.affinity", {"set": fact.affinity_set}
@@ -334,7 +358,7 @@ class Words(Catalogued):
             tail=self("moves.after_dnat") if fact.after_dnat else "",
         )
 
-    def facts(self, facts: Sequence[Fact]) -> str:
+    def facts(self, facts: Sequence[Evidence]) -> str:
         """What the router's counters saw, one clause per fact, in the order given."""
         if not facts:
             return self("moves.none")

@@ -20,6 +20,7 @@ from pytest_vlanlb.observation.probes import (
     ping_lost,
     run_together,
 )
+from pytest_vlanlb.observation.words import Unanswered
 
 #: The workshop's lab: these claims are about the basic topology's one router and pod b.
 pytestmark = pytest.mark.vlanlb(topology="basic")
@@ -86,10 +87,14 @@ def test_truth_table(row, vlanlb_lab, vlanlb_layers, vlanlb_client, addr):
     router = vlanlb_lab.router
     webserver = "webserver" in row.layers
     watched = [router]  # a silence settles early once its packets show on a DROP's counter
+    # ... or, with no VIP, once a's ARP for it reached everyone on VLAN 10 and none answered
+    segment = vlanlb_lab.segment_peers(vlanlb_client)
 
     # Only silence is judged after a short wait; an answer or a RST may come late under load.
     def vip():
-        return http_expecting(vlanlb_client, addr.vip_url, row.vip, evidence=watched)
+        return http_expecting(
+            vlanlb_client, addr.vip_url, row.vip, evidence=watched, segment=segment
+        )
 
     def direct_ping():
         return (
@@ -233,8 +238,11 @@ def test_arp_for_the_vip_answers_with_the_routers_public_mac(
     vlanlb_lab, vlanlb_layers, vlanlb_client, vlanlb_router, addr
 ):
     vlanlb_client.flush_neighbours()
-    before = ping_lost(vlanlb_client, addr.vip, count=1)
+    segment = vlanlb_lab.segment_peers(vlanlb_client)
+    before = ping_lost(vlanlb_client, addr.vip, count=1, segment=segment)
     assert before.received == 0, str(before)
+    # the router, a's only neighbour on VLAN 10, was asked and did not answer:
+    assert before.stopped_by == (Unanswered(addr.vip, (vlanlb_router.container_name,)),)
     assert vlanlb_client.neighbour(addr.vip) is None  # nobody answered ARP
     # a's pending resolution would retry only on its 1 s timer: start the next one afresh.
     vlanlb_client.forget_unresolved_neighbours()

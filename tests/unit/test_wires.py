@@ -55,3 +55,15 @@ def test_every_link_is_labelled_and_brought_up():
         assert made == aliased == upped, kind
         # Nothing is ever attached to a host NIC: every link is one of ours.
         assert all(link.startswith("vlbabc123") for link in made)
+
+
+def test_the_host_end_of_every_wire_answers_no_arp():
+    """The host hears each segment's broadcasts on its end of the wire; NOARP there, so it
+    never answers one (ARP nobody on a segment answered is then evidence: observation/arp)."""
+    names = RunNames("abc123")
+    for kind in WireKind:
+        commands = [list(c.args) for c in plan_wires(kind, names, VLANS)]
+        peers = {c[7] for c in commands if c[:2] == ["link", "add"] and c[4:5] == ["veth"]}
+        noarp = {c[3] for c in commands if c[-2:] == ["arp", "off"]}
+        assert peers, kind
+        assert noarp == peers, kind

@@ -101,7 +101,15 @@ class LayerStack:
         self.kube_proxy = None
         self.lab.memo.pop("endpoints", None)
         states = run_steps(self.lab, steps, undo=True, report_state=True)
-        run_together(*[n.forget_unresolved_neighbours for n in self.lab.nodes.values()])
+        based = {  # the addresses the base lab owns: their entries stay right
+            str(i.address)
+            for spec in self.lab.topology.nodes.values()
+            for i in spec.interfaces
+            if i.address is not None
+        }
+        run_together(
+            *[lambda n=n: n.forget_unresolved_neighbours(based) for n in self.lab.nodes.values()]
+        )
         for router, base in base_state(self.lab).items():
             now = normalise(states[router])
             if now != base:
