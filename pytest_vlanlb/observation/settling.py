@@ -27,14 +27,14 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..podman.container import Container, ExecResult
 from ..util.waiting import wait_until
 from . import arp
-from .counters import Counters, Move, diff, explain, snapshot
+from .counters import Counters, Move, counted_tables, diff, explain, snapshot
 from .words import Unanswered
 
 #: Each router's counters (`snapshot`: iptables and nft), None where they cannot be read (the
@@ -136,6 +136,7 @@ class _Watch:
         self.departed = 0  # those probes: the drops since `before` settle them too
         self.reading: tuple[float, list[Move]] | None = None  # when, and the drops by then
         self.cost = 0.0  # how long the last reading took
+        self.tables: dict[str, list[tuple[str, str]]] = {}  # each router's nft tables to read
         self.asked: dict[tuple[int, ...], _Asked] = {}  # by the segment's nodes
         self.targets: dict[int, tuple[str, _Asked]] = {}  # probe -> its target, its segment's
         self.held: set[int] = set()  # probes whose target nobody answers ARP for
@@ -146,7 +147,10 @@ class _Watch:
         with self.lock:
             if not self.members:
                 started = time.perf_counter()
-                self.before, self.reading = read(self.routers, kernel=self.kernel), None
+                # The tables are listed once a watch: its readings come milliseconds apart.
+                self.tables = {r.container_name: counted_tables(r) for r in self.routers}
+                self.before = read(self.routers, kernel=self.kernel, tables=self.tables)
+                self.reading = None
                 self.cost = time.perf_counter() - started
                 self.credited = self.departed = 0
             if segment and target:  # counted from before the probe's first ARP request
@@ -179,7 +183,8 @@ class _Watch:
             now = time.perf_counter()
             due = max(EVIDENCE_POLL, READING_SHARE * self.cost)
             if self.reading is None or now - self.reading[0] >= due:
-                readings = read(self.routers, kernel=self.kernel)  # one serves every member
+                # one reading serves every member
+                readings = read(self.routers, kernel=self.kernel, tables=self.tables)
                 for asked in self.asked.values():
                     asked.read()
                 self.cost = time.perf_counter() - now
@@ -227,11 +232,23 @@ def _leave(watch: _Watch, probe: int) -> None:
             _watches.pop(_ids(watch.routers), None)
 
 
-def read(routers: Sequence[Container], *, kernel: bool = True) -> Readings:
-    """Each router's counters (`kernel`: the kernel's drop counters too); None where nothing
-    could be read (a failed `iptables-save` reads as no counters at all, and against it
-    every counter would seem to have moved)."""
-    return {r.container_name: snapshot(r, kernel=kernel) or None for r in routers}
+def read(
+    routers: Sequence[Container],
+    *,
+    kernel: bool = True,
+    tables: Mapping[str, list[tuple[str, str]]] | None = None,
+) -> Readings:
+    """Each router's counters (`kernel`: the kernel's drop counters too; `tables`: the nft
+    tables to read, by router, else listed anew); None where nothing could be read (a failed
+    `iptables-save` reads as no counters at all, and against it every counter would seem to
+    have moved)."""
+    return {
+        r.container_name: snapshot(
+            r, kernel=kernel, tables=None if tables is None else tables[r.container_name]
+        )
+        or None
+        for r in routers
+    }
 
 
 def silent_exec(
