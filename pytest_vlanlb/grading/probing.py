@@ -9,7 +9,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..observation.counters import story
 from ..observation.probes import (
     HttpOutcome,
     HttpResult,
@@ -18,6 +17,7 @@ from ..observation.probes import (
     curl_argv,
     http_result,
     parse_ping,
+    settled_by,
 )
 from ..observation.settling import silent_exec
 from ..podman.container import Container
@@ -63,7 +63,7 @@ def silent_ping(
             return PingResult(target, 0, 0, (), say("probe.sent_none", seconds=SILENCE))
         return PingResult(target, 1, 0, (), say("probe.no_reply", seconds=SILENCE))
     pinged = parse_ping(target, run.result.stdout + run.result.stderr)
-    return replace(pinged, stopped_by=tuple(story(run.drops)), together=run.together)
+    return replace(pinged, stopped_by=settled_by(run), together=run.together)
 
 
 def get(
@@ -132,7 +132,7 @@ def _get(
         got,
         outcome=HttpOutcome.TIMEOUT,
         detail=say("probe.no_answer", seconds=round(run.elapsed, 2)),
-        stopped_by=tuple(story(run.drops)),
+        stopped_by=settled_by(run),
         together=run.together,
     )
 

@@ -189,8 +189,10 @@ class _Watch:
                     asked.read()
                 self.cost = time.perf_counter() - now
                 self.reading = (now, drops(before, readings))
+                # Held only changes with a reading: each segment's answer, worked out once.
+                nobody = {id(asked): asked.nobody() for asked in self.asked.values()}
+                self.held |= {p for p, (t, a) in self.targets.items() if t in nobody[id(a)]}
             moves = self.reading[1]
-            self.held |= {p for p, (t, asked) in self.targets.items() if t in asked.nobody()}
             if probe in self.held:
                 target, asked = self.targets[probe]
                 peers = tuple(p.container_name for p in asked.peers)
